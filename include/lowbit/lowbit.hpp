@@ -1,0 +1,19 @@
+// SPDX-License-Identifier: Apache-2.0
+// lowbit.hpp: the umbrella header; includes every public header (never detail/ or arch/).
+#ifndef LOWBIT_LOWBIT_HPP_
+#define LOWBIT_LOWBIT_HPP_
+
+#include "lowbit/calibrate.hpp"
+#include "lowbit/choose_qparams.hpp"
+#include "lowbit/config.hpp"
+#include "lowbit/error.hpp"
+#include "lowbit/io/npy.hpp"
+#include "lowbit/isa.hpp"
+#include "lowbit/pack.hpp"
+#include "lowbit/quant_params.hpp"
+#include "lowbit/quantize.hpp"
+#include "lowbit/reference.hpp"
+#include "lowbit/version.hpp"
+#include "lowbit/view.hpp"
+
+#endif  // LOWBIT_LOWBIT_HPP_

@@ -1,0 +1,562 @@
+// SPDX-License-Identifier: Apache-2.0
+// quantize.hpp: quantize, dequantize and requantize on views.
+//
+//   quantize    float  -> int8 / uint8 / int4 / uint4   q = clamp(zp + rne(x / s))
+//   dequantize  int*   -> float                          x = (q - zp) * s
+//   requantize  int32  -> int8 / uint8                   the GEMM's output stage
+//
+// The exact per-element rules, and where each number is rounded, are in
+// detail/rounding.hpp; lowbit::reference walks tensors with them and defines
+// the results. The functions here validate, then pick the fastest path once per
+// call (AVX-512, AVX2 or xsimd portable: see isa.hpp) and produce the same bytes.
+//
+// Storage: quantized values are written contiguously in logical row-major order of
+// the input's shape, whatever its strides: int8 into int8_t, uint8 into uint8_t,
+// INT4 two per uint8_t byte (element 2i in the low nibble).
+//
+// Non-finite input (policy)
+// -------------------------
+// PyTorch maps NaN and +-Inf to quant_min, silently. lowbit refuses by default:
+// nonfinite_policy::error throws lowbit::error naming the first bad element's index
+// and value, before anything is written (an extra read pass over the input). With
+// nonfinite_policy::saturate the caller opts into a total function: NaN -> the zero
+// point (real 0), +Inf -> quant_max, -Inf -> quant_min, in one pass.
+//
+// Errors: lowbit::error for invalid parameters (quant_params::validate), a
+// granularity that does not fit the shape, an output buffer too small or of the
+// wrong element type, and non-finite input under the default policy. On error
+// nothing is written.
+#ifndef LOWBIT_QUANTIZE_HPP_
+#define LOWBIT_QUANTIZE_HPP_
+
+#include <algorithm>
+#include <cmath>
+#include <cstdint>
+#include <vector>
+
+#include "lowbit/arch/avx2/quantize.hpp"
+#include "lowbit/arch/avx512_vnni/quantize.hpp"
+#include "lowbit/arch/portable/quantize.hpp"
+#include "lowbit/detail/macros.hpp"
+#include "lowbit/detail/param_index.hpp"
+#include "lowbit/detail/rounding.hpp"
+#include "lowbit/error.hpp"
+#include "lowbit/isa.hpp"
+#include "lowbit/quant_params.hpp"
+#include "lowbit/reference.hpp"
+#include "lowbit/view.hpp"
+
+LOWBIT_BEGIN_NAMESPACE
+
+/// What quantize does with NaN and +-Inf (see the file comment).
+enum class nonfinite_policy : std::uint8_t { error, saturate };
+
+struct quantize_options {
+  nonfinite_policy nonfinite = nonfinite_policy::error;
+};
+
+namespace detail {
+
+/// The quantize/dequantize kernel family for an ISA level. VNNI/AMX levels run the
+/// AVX-512 kernels (they only need AVX512BW/VL); AVX-VNNI runs the AVX2 ones.
+enum class qpath : std::uint8_t { portable, avx2, avx512 };
+
+inline qpath quantize_path(isa level) noexcept {
+#if LOWBIT_HAVE_X86_DISPATCH
+  switch (level) {
+    case isa::amx_int8:
+    case isa::avx512_vnni:
+      return qpath::avx512;
+    case isa::avx_vnni:
+    case isa::avx2:
+      return qpath::avx2;
+    case isa::portable:
+      return qpath::portable;
+  }
+#else
+  (void)level;
+#endif
+  return qpath::portable;
+}
+
+/// Quantize one contiguous run [x, x + n) into logical elements [start, start + n)
+/// of `out`. Vec: per-element params from inv/zpf (indexed from 0 for this run).
+template <bool Vec, bool Nan>
+inline void quantize_run(qpath path, dtype t, const float* x, std::int64_t n, const float* inv,
+                         const float* zpf, float c_inv, float c_zp, float lo, float hi,
+                         std::uint8_t* out, std::int64_t start) noexcept {
+  if (n <= 0) return;
+  const bool nib = bits(t) == 4;
+  if (nib && start % 2 == 1) {  // odd start: merge the high nibble, continue even
+    float v = x[0];
+    if (Nan && std::isnan(v)) v = 0.0f;
+    float r = (Vec ? zpf[0] : c_zp) + round_half_even(v * (Vec ? inv[0] : c_inv));
+    r = r < lo ? lo : (r > hi ? hi : r);
+    std::uint8_t& b = out[start / 2];
+    b = static_cast<std::uint8_t>((b & 0x0F) | ((static_cast<std::int32_t>(r) & 0x0F) << 4));
+    ++x, --n, ++start;
+    if (Vec) ++inv, ++zpf;
+    if (n == 0) return;
+  }
+  std::uint8_t* o = nib ? out + start / 2 : out + start;
+  switch (path) {
+#if LOWBIT_HAVE_X86_DISPATCH
+    case qpath::avx512: {
+      const arch::avx512_vnni::qconst c{c_inv, c_zp, lo, hi};
+      if (nib) {
+        arch::avx512_vnni::quantize_run4<Vec, Nan>(x, n, inv, zpf, c, o);
+      } else {
+        arch::avx512_vnni::quantize_run8<Vec, Nan>(x, n, inv, zpf, c, o);
+      }
+      return;
+    }
+    case qpath::avx2: {
+      using arch::avx2::store_kind;
+      const arch::avx2::qconst c{c_inv, c_zp, lo, hi};
+      if (nib) {
+        arch::avx2::quantize_run<store_kind::nibble, Vec, Nan>(x, n, inv, zpf, c, o);
+      } else if (t == dtype::uint8) {
+        arch::avx2::quantize_run<store_kind::u8, Vec, Nan>(x, n, inv, zpf, c, o);
+      } else {
+        arch::avx2::quantize_run<store_kind::s8, Vec, Nan>(x, n, inv, zpf, c, o);
+      }
+      return;
+    }
+#endif
+    default: {
+      const arch::portable::qconst c{c_inv, c_zp, lo, hi};
+      if (nib) {
+        arch::portable::quantize_run<true, Vec, Nan>(x, n, inv, zpf, c, o);
+      } else {
+        arch::portable::quantize_run<false, Vec, Nan>(x, n, inv, zpf, c, o);
+      }
+      return;
+    }
+  }
+}
+
+/// Dequantize logical elements [start, start + n) of `q` into out[0, n).
+template <bool Vec>
+inline void dequantize_run(qpath path, dtype t, const std::uint8_t* q, std::int64_t start,
+                           std::int64_t n, const float* scale, const float* zpf, float s, float z,
+                           float* out) noexcept {
+  if (n <= 0) return;
+  if (bits(t) == 4 && start % 2 == 1) {
+    out[0] = dequantize_one(reference::load(t, q, start), Vec ? scale[0] : s,
+                            static_cast<std::int32_t>(Vec ? zpf[0] : z));
+    ++out, --n, ++start;
+    if (Vec) ++scale, ++zpf;
+    if (n == 0) return;
+  }
+  const std::uint8_t* p = bits(t) == 4 ? q + start / 2 : q + start;
+  switch (path) {
+#if LOWBIT_HAVE_X86_DISPATCH
+    case qpath::avx512:
+      switch (t) {
+        case dtype::int8:
+          return arch::avx512_vnni::dequantize_run8<true, Vec>(p, n, scale, zpf, s, z, out);
+        case dtype::uint8:
+          return arch::avx512_vnni::dequantize_run8<false, Vec>(p, n, scale, zpf, s, z, out);
+        case dtype::int4:
+          return arch::avx512_vnni::dequantize_run4<true, Vec>(p, n, scale, zpf, s, z, out);
+        case dtype::uint4:
+          return arch::avx512_vnni::dequantize_run4<false, Vec>(p, n, scale, zpf, s, z, out);
+      }
+      return;
+    case qpath::avx2:
+      switch (t) {
+        case dtype::int8:
+          return arch::avx2::dequantize_run8<true, Vec>(p, n, scale, zpf, s, z, out);
+        case dtype::uint8:
+          return arch::avx2::dequantize_run8<false, Vec>(p, n, scale, zpf, s, z, out);
+        case dtype::int4:
+          return arch::avx2::dequantize_run4<true, Vec>(p, n, scale, zpf, s, z, out);
+        case dtype::uint4:
+          return arch::avx2::dequantize_run4<false, Vec>(p, n, scale, zpf, s, z, out);
+      }
+      return;
+#endif
+    default:
+      switch (t) {
+        case dtype::int8:
+          return arch::portable::dequantize_run<8, true, Vec>(p, n, scale, zpf, s, z, out);
+        case dtype::uint8:
+          return arch::portable::dequantize_run<8, false, Vec>(p, n, scale, zpf, s, z, out);
+        case dtype::int4:
+          return arch::portable::dequantize_run<4, true, Vec>(p, n, scale, zpf, s, z, out);
+        case dtype::uint4:
+          return arch::portable::dequantize_run<4, false, Vec>(p, n, scale, zpf, s, z, out);
+      }
+      return;
+  }
+}
+
+inline std::int64_t find_nonfinite(qpath path, const float* x, std::int64_t n) noexcept {
+  switch (path) {
+#if LOWBIT_HAVE_X86_DISPATCH
+    case qpath::avx512:
+      return arch::avx512_vnni::find_nonfinite(x, n);
+    case qpath::avx2:
+      return arch::avx2::find_nonfinite(x, n);
+#endif
+    default:
+      return arch::portable::find_nonfinite(x, n);
+  }
+}
+
+inline void check_finite(qpath path, const tensor_view<const float>& x, const char* who) {
+  if (x.is_contiguous()) {
+    const std::int64_t i = find_nonfinite(path, x.data, x.numel());
+    if (i >= 0) fail(who, ": non-finite value ", x.data[i], " at index ", i);
+    return;
+  }
+  for_each_index(x.shape, x.strides, [&](std::int64_t flat, std::int64_t off, const std::int64_t*) {
+    if (!std::isfinite(x.data[off]))
+      fail(who, ": non-finite value ", x.data[off], " at index ", flat);
+  });
+}
+
+/// Calls row(outer_flat, x_offset, outer_index) for every innermost row of a view
+/// (rank >= 1) whose last dimension has unit stride.
+template <class F>
+inline void for_each_row(const std::vector<std::int64_t>& shape,
+                         const std::vector<std::int64_t>& strides, F&& row) {
+  const std::vector<std::int64_t> oshape(shape.begin(), shape.end() - 1);
+  const std::vector<std::int64_t> ostrides(strides.begin(), strides.end() - 1);
+  for_each_index(oshape, ostrides, std::forward<F>(row));
+}
+
+inline bool rows_are_unit_stride(const std::vector<std::int64_t>& shape,
+                                 const std::vector<std::int64_t>& strides) noexcept {
+  return !shape.empty() && (strides.back() == 1 || shape.back() <= 1);
+}
+
+template <bool Nan>
+inline void quantize_into(const tensor_view<const float>& x, const quant_params& p,
+                          std::uint8_t* out, qpath path) {
+  const std::int64_t n = x.numel();
+  if (n == 0) return;
+  const std::size_t np = p.scales.size();
+  std::vector<float> inv(np), zpf(np);
+  for (std::size_t i = 0; i < np; ++i) {
+    inv[i] = 1.0f / p.scales[i];
+    zpf[i] = static_cast<float>(p.zero_points[i]);
+  }
+  const float lo = static_cast<float>(p.quant_min), hi = static_cast<float>(p.quant_max);
+  const dtype t = p.type;
+  if (x.rank() == 0 || (p.granularity.is_per_tensor() && x.is_contiguous())) {
+    quantize_run<false, Nan>(path, t, x.data, n, nullptr, nullptr, inv[0], zpf[0], lo, hi, out, 0);
+    return;
+  }
+  if (!rows_are_unit_stride(x.shape, x.strides)) {
+    reference::quantize(x, p, out, Nan);
+    return;
+  }
+  const param_layout layout(p, x.shape);
+  const std::int64_t cols = x.shape.back();
+  const int last = x.rank() - 1;
+  for_each_row(x.shape, x.strides, [&](std::int64_t r, std::int64_t off, const std::int64_t* idx) {
+    const float* row = x.data + off;
+    const std::int64_t start = r * cols;
+    switch (layout.kind) {
+      case granularity::kind::per_tensor:
+        quantize_run<false, Nan>(path, t, row, cols, nullptr, nullptr, inv[0], zpf[0], lo, hi, out,
+                                 start);
+        break;
+      case granularity::kind::per_channel:
+        if (layout.axis == last) {
+          quantize_run<true, Nan>(path, t, row, cols, inv.data(), zpf.data(), 0, 0, lo, hi, out,
+                                  start);
+        } else {
+          const auto k = static_cast<std::size_t>(idx[layout.axis]);
+          quantize_run<false, Nan>(path, t, row, cols, nullptr, nullptr, inv[k], zpf[k], lo, hi,
+                                   out, start);
+        }
+        break;
+      case granularity::kind::per_group:
+        for (std::int64_t g = 0; g < layout.groups_per_row; ++g) {
+          const auto k = static_cast<std::size_t>(idx[0] * layout.groups_per_row + g);
+          quantize_run<false, Nan>(path, t, row + g * layout.group_size, layout.group_size, nullptr,
+                                   nullptr, inv[k], zpf[k], lo, hi, out,
+                                   start + g * layout.group_size);
+        }
+        break;
+    }
+  });
+}
+
+inline void quantize_checked(const tensor_view<const float>& x, const quant_params& p,
+                             std::uint8_t* out, std::size_t out_bytes, const quantize_options& o) {
+  p.validate(x.shape);
+  const std::size_t need = storage_bytes(p.type, static_cast<std::size_t>(x.numel()));
+  if (out_bytes < need)
+    fail("quantize: output buffer too small: ", x.numel(), " ", to_string(p.type), " values need ",
+         need, " bytes, got ", out_bytes);
+  if (x.numel() > 0 && x.data == nullptr) fail("quantize: input data is null");
+  const qpath path = quantize_path(best_isa());
+  if (o.nonfinite == nonfinite_policy::error) {
+    check_finite(path, x, "quantize");
+    quantize_into<false>(x, p, out, path);
+  } else {
+    quantize_into<true>(x, p, out, path);
+  }
+}
+
+inline void dequantize_checked(const std::uint8_t* q, std::size_t q_bytes, const quant_params& p,
+                               const tensor_view<float>& out) {
+  p.validate(out.shape);
+  const std::int64_t n = out.numel();
+  const std::size_t need = storage_bytes(p.type, static_cast<std::size_t>(n));
+  if (q_bytes < need)
+    fail("dequantize: input holds ", q_bytes, " bytes but ", n, " ", to_string(p.type),
+         " values need ", need);
+  if (n == 0) return;
+  if (out.rank() == 0 || !rows_are_unit_stride(out.shape, out.strides)) {
+    reference::dequantize(q, p, out);
+    return;
+  }
+  const qpath path = quantize_path(best_isa());
+  const std::size_t np = p.scales.size();
+  std::vector<float> zpf(np);
+  for (std::size_t i = 0; i < np; ++i) zpf[i] = static_cast<float>(p.zero_points[i]);
+  const param_layout layout(p, out.shape);
+  const std::int64_t cols = out.shape.back();
+  const int last = out.rank() - 1;
+  const dtype t = p.type;
+  if (layout.kind == granularity::kind::per_tensor && out.is_contiguous()) {
+    dequantize_run<false>(path, t, q, 0, n, nullptr, nullptr, p.scales[0], zpf[0], out.data);
+    return;
+  }
+  for_each_row(
+      out.shape, out.strides, [&](std::int64_t r, std::int64_t off, const std::int64_t* idx) {
+        float* row = out.data + off;
+        const std::int64_t start = r * cols;
+        switch (layout.kind) {
+          case granularity::kind::per_tensor:
+            dequantize_run<false>(path, t, q, start, cols, nullptr, nullptr, p.scales[0], zpf[0],
+                                  row);
+            break;
+          case granularity::kind::per_channel:
+            if (layout.axis == last) {
+              dequantize_run<true>(path, t, q, start, cols, p.scales.data(), zpf.data(), 0, 0, row);
+            } else {
+              const auto k = static_cast<std::size_t>(idx[layout.axis]);
+              dequantize_run<false>(path, t, q, start, cols, nullptr, nullptr, p.scales[k], zpf[k],
+                                    row);
+            }
+            break;
+          case granularity::kind::per_group:
+            for (std::int64_t g = 0; g < layout.groups_per_row; ++g) {
+              const auto k = static_cast<std::size_t>(idx[0] * layout.groups_per_row + g);
+              dequantize_run<false>(path, t, q, start + g * layout.group_size, layout.group_size,
+                                    nullptr, nullptr, p.scales[k], zpf[k],
+                                    row + g * layout.group_size);
+            }
+            break;
+        }
+      });
+}
+
+inline void check_storage_type(dtype t, bool is_int8_t, const char* who) {
+  if (is_int8_t && t != dtype::int8)
+    fail(who, ": an int8_t buffer was given for dtype ", to_string(t),
+         " (uint8, int4 and uint4 use uint8_t storage)");
+  if (!is_int8_t && t == dtype::int8)
+    fail(who, ": a uint8_t buffer was given for dtype int8 (use int8_t storage)");
+}
+
+}  // namespace detail
+
+/// Quantizes `x` into `out` (int8 storage). See the file comment.
+inline void quantize(tensor_view<const float> x, const quant_params& p, span<std::int8_t> out,
+                     quantize_options o = {}) {
+  detail::check_storage_type(p.type, true, "quantize");
+  detail::quantize_checked(x, p, reinterpret_cast<std::uint8_t*>(out.data()), out.size(), o);
+}
+
+/// Quantizes `x` into `out` (uint8, or packed int4/uint4 storage).
+inline void quantize(tensor_view<const float> x, const quant_params& p, span<std::uint8_t> out,
+                     quantize_options o = {}) {
+  detail::check_storage_type(p.type, false, "quantize");
+  detail::quantize_checked(x, p, out.data(), out.size(), o);
+}
+
+/// Dequantizes int8 storage into `out`, whose shape is the tensor's logical shape.
+inline void dequantize(span<const std::int8_t> q, const quant_params& p, tensor_view<float> out) {
+  detail::check_storage_type(p.type, true, "dequantize");
+  detail::dequantize_checked(reinterpret_cast<const std::uint8_t*>(q.data()), q.size(), p, out);
+}
+
+/// Dequantizes uint8 / packed int4 / packed uint4 storage into `out`.
+inline void dequantize(span<const std::uint8_t> q, const quant_params& p, tensor_view<float> out) {
+  detail::check_storage_type(p.type, false, "dequantize");
+  detail::dequantize_checked(q.data(), q.size(), p, out);
+}
+
+/// A quantized tensor that owns its storage: what the convenience overloads return.
+struct quantized_tensor {
+  quant_params params;
+  std::vector<std::int64_t> shape;
+  std::vector<std::uint8_t> data;  ///< storage_bytes(params.type, numel) bytes
+
+  std::int64_t numel() const noexcept {
+    std::int64_t n = 1;
+    for (auto e : shape) n *= e;
+    return n;
+  }
+  /// Logical element i as an integer.
+  std::int32_t value(std::int64_t i) const noexcept {
+    return reference::load(params.type, data.data(), i);
+  }
+};
+
+/// Quantizes into a new quantized_tensor.
+inline quantized_tensor quantize(tensor_view<const float> x, const quant_params& p,
+                                 quantize_options o = {}) {
+  quantized_tensor q;
+  q.params = p;
+  q.shape = x.shape;
+  p.validate(x.shape);  // before allocating
+  q.data.resize(storage_bytes(p.type, static_cast<std::size_t>(x.numel())));
+  detail::quantize_checked(x, p, q.data.data(), q.data.size(), o);
+  return q;
+}
+
+/// Dequantizes into a new contiguous float vector (logical row-major order).
+inline std::vector<float> dequantize(const quantized_tensor& q) {
+  std::vector<float> out(static_cast<std::size_t>(q.numel()));
+  detail::dequantize_checked(q.data.data(), q.data.size(), q.params,
+                             tensor_view<float>(out.data(), q.shape));
+  return out;
+}
+
+// ---------------------------------------------------------------------------------
+// requantize
+// ---------------------------------------------------------------------------------
+
+using detail::fixed_point_multiplier;
+
+/// Encodes a real multiplier M > 0 as m * 2^(shift - 31) with m in [2^30, 2^31),
+/// exactly like TFLite's QuantizeMultiplier: frexp, then round half away from zero
+/// of the mantissa times 2^31. M below 2^-32 encodes as 0 (everything rounds to 0).
+/// Throws for M <= 0, non-finite M, or M >= 2^30 (shift would exceed 30).
+inline fixed_point_multiplier quantize_multiplier(double M) {
+  if (!(M > 0.0) || !std::isfinite(M))
+    detail::fail("quantize_multiplier: multiplier must be finite and > 0, got ", M);
+  int shift = 0;
+  const double q = std::frexp(M, &shift);
+  auto m64 = static_cast<std::int64_t>(std::round(q * static_cast<double>(1ll << 31)));
+  if (m64 == (1ll << 31)) {
+    m64 /= 2;
+    ++shift;
+  }
+  if (shift < -31) return {0, 0};
+  if (shift > 30) detail::fail("quantize_multiplier: multiplier ", M, " is too large (>= 2^30)");
+  return {static_cast<std::int32_t>(m64), shift};
+}
+
+/// How int32 accumulators [rows x channels] become int8/uint8. Per-channel is along
+/// the LAST axis (output features N of a GEMM result [M x N]).
+struct requantize_params {
+  lowbit::dtype out_type = lowbit::dtype::int8;  ///< int8 or uint8
+  std::vector<float> multipliers;                ///< float form: 1 or N entries
+  std::vector<fixed_point_multiplier> fixed;     ///< fixed-point form: 1 or N entries
+  std::int32_t zero_point = 0;                   ///< output zero point
+  std::int32_t clamp_min = -128;                 ///< in output units; ReLU = zero_point
+  std::int32_t clamp_max = 127;
+
+  /// Float-multiplier form, full range of `t`.
+  static requantize_params with_float(lowbit::dtype t, std::vector<float> m, std::int32_t zp) {
+    requantize_params r;
+    r.out_type = t;
+    r.multipliers = std::move(m);
+    r.zero_point = zp;
+    r.clamp_min = dtype_min(t);
+    r.clamp_max = dtype_max(t);
+    return r;
+  }
+  /// Fixed-point form from real multipliers (encoded with quantize_multiplier).
+  static requantize_params with_fixed_point(lowbit::dtype t, const std::vector<double>& m,
+                                            std::int32_t zp) {
+    requantize_params r = with_float(t, {}, zp);
+    for (double v : m) r.fixed.push_back(quantize_multiplier(v));
+    return r;
+  }
+  /// Fused ReLU: outputs below real 0 clamp to the zero point.
+  requantize_params& relu() {
+    clamp_min = std::max(clamp_min, zero_point);
+    return *this;
+  }
+
+  std::size_t count() const noexcept { return fixed.empty() ? multipliers.size() : fixed.size(); }
+
+  void validate(std::int64_t channels) const {
+    if (out_type != dtype::int8 && out_type != dtype::uint8)
+      detail::fail("requantize: output type must be int8 or uint8, got ", to_string(out_type));
+    if (multipliers.empty() == fixed.empty())
+      detail::fail("requantize: give either float multipliers or fixed-point ones (exactly one)");
+    const std::size_t n = count();
+    if (n != 1 && static_cast<std::int64_t>(n) != channels)
+      detail::fail("requantize: ", n, " multipliers for ", channels,
+                   " channels (need 1 or one per channel)");
+    for (std::size_t i = 0; i < multipliers.size(); ++i)
+      if (!(multipliers[i] > 0.0f) || !std::isfinite(multipliers[i]))
+        detail::fail("requantize: multiplier[", i, "] = ", multipliers[i],
+                     " must be finite and > 0");
+    for (std::size_t i = 0; i < fixed.size(); ++i) {
+      const auto& f = fixed[i];
+      const bool zero = f.multiplier == 0;
+      if (!zero && (f.multiplier < (1 << 30) || f.shift < -31 || f.shift > 30))
+        detail::fail("requantize: fixed multiplier[", i, "] = {", f.multiplier, ", shift ", f.shift,
+                     "} is not normalized (m in [2^30, 2^31), shift in [-31, 30])");
+    }
+    if (clamp_min > clamp_max || clamp_min < dtype_min(out_type) || clamp_max > dtype_max(out_type))
+      detail::fail("requantize: clamp [", clamp_min, ", ", clamp_max, "] invalid for ",
+                   to_string(out_type));
+    if (zero_point < dtype_min(out_type) || zero_point > dtype_max(out_type))
+      detail::fail("requantize: zero_point ", zero_point, " outside ", to_string(out_type),
+                   " range");
+  }
+};
+
+namespace detail {
+inline void requantize_checked(const tensor_view<const std::int32_t>& acc,
+                               const requantize_params& rp, std::uint8_t* out,
+                               std::size_t out_size) {
+  const std::int64_t channels = acc.rank() == 0 ? 1 : acc.shape.back();
+  rp.validate(channels);
+  const std::int64_t n = acc.numel();
+  if (out_size < static_cast<std::size_t>(n))
+    fail("requantize: output buffer too small: need ", n, " bytes, got ", out_size);
+  const bool per_channel = rp.count() > 1;
+  const int last = acc.rank() - 1;
+  for_each_index(
+      acc.shape, acc.strides, [&](std::int64_t flat, std::int64_t off, const std::int64_t* idx) {
+        const std::size_t k = per_channel ? static_cast<std::size_t>(idx[last]) : 0;
+        const std::int32_t a = acc.data[off];
+        const std::int32_t v =
+            rp.fixed.empty()
+                ? requantize_float_one(a, rp.multipliers[k], rp.zero_point, rp.clamp_min,
+                                       rp.clamp_max)
+                : requantize_fixed_one(a, rp.fixed[k], rp.zero_point, rp.clamp_min, rp.clamp_max);
+        out[flat] = static_cast<std::uint8_t>(v & 0xFF);
+      });
+}
+}  // namespace detail
+
+/// Requantizes int32 accumulators to int8 (out_type must be int8).
+inline void requantize(tensor_view<const std::int32_t> acc, const requantize_params& rp,
+                       span<std::int8_t> out) {
+  detail::check_storage_type(rp.out_type, true, "requantize");
+  detail::requantize_checked(acc, rp, reinterpret_cast<std::uint8_t*>(out.data()), out.size());
+}
+/// Requantizes int32 accumulators to uint8 (out_type must be uint8).
+inline void requantize(tensor_view<const std::int32_t> acc, const requantize_params& rp,
+                       span<std::uint8_t> out) {
+  detail::check_storage_type(rp.out_type, false, "requantize");
+  detail::requantize_checked(acc, rp, out.data(), out.size());
+}
+
+LOWBIT_END_NAMESPACE
+
+#endif  // LOWBIT_QUANTIZE_HPP_
