@@ -20,7 +20,8 @@
 // ---------------------------------------------
 //   LOWBIT_MAX_ISA=<name>   Cap the instruction set lowbit dispatches to:
 //                           portable | avx2 | avx_vnni | avx512_vnni | amx_int8.
-//                           An unknown name is ignored with a warning on stderr.
+//                           An unknown name is ignored with a warning on stderr;
+//                           an empty value means unset.
 //                           The programmatic equivalent is lowbit::set_max_isa().
 #ifndef LOWBIT_CONFIG_HPP_
 #define LOWBIT_CONFIG_HPP_
