@@ -14,7 +14,7 @@
 #include "lowbit/choose_qparams.hpp"
 #include "lowbit/pack.hpp"
 #include "lowbit/quantize.hpp"
-#include "lowbit/reference.hpp"
+#include "lowbit/reference/quantize.hpp"
 #include "support/isa_sweep.hpp"
 
 using Catch::Contains;

@@ -43,7 +43,7 @@
 #include "lowbit/error.hpp"
 #include "lowbit/isa.hpp"
 #include "lowbit/quant_params.hpp"
-#include "lowbit/reference.hpp"
+#include "lowbit/reference/quantize.hpp"
 #include "lowbit/view.hpp"
 
 LOWBIT_BEGIN_NAMESPACE

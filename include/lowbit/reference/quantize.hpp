@@ -1,5 +1,5 @@
 // SPDX-License-Identifier: Apache-2.0
-// reference.hpp: the naive oracle that DEFINES lowbit's results.
+// reference/quantize.hpp: the oracle that DEFINES quantize, dequantize and INT4 packing.
 //
 // Everything here is scalar, obvious and slow on purpose. Each fast path in the
 // library (xsimd, AVX2, AVX-512, VNNI, AMX) is tested to produce exactly these bytes
@@ -7,8 +7,8 @@
 // per-element rules live in detail/rounding.hpp; this file only walks tensors.
 // Reference functions validate nothing beyond what they need to stay memory-safe:
 // call them with parameters the public API would accept.
-#ifndef LOWBIT_REFERENCE_HPP_
-#define LOWBIT_REFERENCE_HPP_
+#ifndef LOWBIT_REFERENCE_QUANTIZE_HPP_
+#define LOWBIT_REFERENCE_QUANTIZE_HPP_
 
 #include <cmath>
 #include <cstdint>
@@ -100,4 +100,4 @@ inline void pack_int4(const std::int32_t* values, std::int64_t n, std::uint8_t* 
 }  // namespace reference
 LOWBIT_END_NAMESPACE
 
-#endif  // LOWBIT_REFERENCE_HPP_
+#endif  // LOWBIT_REFERENCE_QUANTIZE_HPP_

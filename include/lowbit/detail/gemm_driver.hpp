@@ -1,0 +1,308 @@
+// SPDX-License-Identifier: Apache-2.0
+// detail/gemm_driver.hpp: validation, activation preparation, the loop nest and the
+// epilogue of lowbit::gemm, shared by every ISA.
+//
+// The computation, as loops (BLIS names; the kernel is the innermost block):
+//
+//   prepare:  a'[m][k] = x[m][k] as u8 (int8 input: x + 128), K padded with zeros to
+//             a multiple of 4; rowsum[m] = sum_k a'[m][k] when weights have zero points
+//   parallel over panels p (16 output channels each; static split = deterministic)
+//     for m0 in 0, MR, 2 MR, ...                       (MR rows of the ISA's kernel)
+//       s8: P[MR][16] = kernel::s8<mr>(a' rows, panel p, all K)
+//           epilogue(P) -> y rows m0.., channels 16p..
+//       s4: for each group g: P_g = kernel::s4<mr>(a' rows, panel p, group g)
+//               acc += P_g - za' colsum[n][g];  facc += float(P_g - za' colsum[n][g]) * sw[n][g]
+//           epilogue(acc, facc)
+//
+// Kernels (arch/<isa>/gemm_kernel.hpp) are plain functions in target regions, called
+// once per MR x 16 tile: the driver itself is baseline code, so it never executes an
+// instruction the CPU lacks. All integer corrections use wrap-around uint32
+// arithmetic, exact because the final sum fits int32 (max_k()).
+#ifndef LOWBIT_DETAIL_GEMM_DRIVER_HPP_
+#define LOWBIT_DETAIL_GEMM_DRIVER_HPP_
+
+#include <algorithm>
+#include <cmath>
+#include <cstdint>
+#include <cstring>
+#include <vector>
+
+#include "lowbit/arch/avx2/gemm_kernel.hpp"
+#include "lowbit/arch/avx512_vnni/gemm_kernel.hpp"
+#include "lowbit/arch/avx_vnni/gemm_kernel.hpp"
+#include "lowbit/arch/portable/gemm_kernel.hpp"
+#include "lowbit/detail/aligned_buffer.hpp"
+#include "lowbit/detail/macros.hpp"
+#include "lowbit/detail/rounding.hpp"
+#include "lowbit/detail/threading.hpp"
+#include "lowbit/error.hpp"
+
+LOWBIT_BEGIN_NAMESPACE
+namespace detail {
+
+/// A validated call with everything the epilogue derives once per call.
+struct gemm_call {
+  const activations* x;
+  const packed_weights* w;
+  const epilogue* e;
+  output y;
+  int threads;
+  std::int32_t za;                   ///< activation zero point in the kernels' u8 domain
+  std::vector<float> mult;           ///< requantize: per channel
+  std::vector<std::int32_t> bias_q;  ///< requantize: per channel (0 without bias)
+  std::int32_t lo_q = 0, hi_q = 0;   ///< requantize clamp
+};
+
+inline gemm_call validate_gemm(const activations& x, const packed_weights& w, const epilogue& e,
+                               const output& y, const gemm_context& ctx) {
+  if (w.n() == 0) fail("gemm: the packed_weights object is empty");
+  if (!is_available(w.level()))
+    fail("gemm: weights were packed for isa ", to_string(w.level()), ", not available here");
+  if (x.type != dtype::uint8 && x.type != dtype::int8)
+    fail("gemm: activations must be uint8 or int8, got ", to_string(x.type));
+  if (x.m < 0) fail("gemm: M = ", x.m, " is negative");
+  if (x.k != w.k()) fail("gemm: activations have K = ", x.k, " but weights have K = ", w.k());
+  if (x.ld < x.k) fail("gemm: activation row stride ", x.ld, " < K = ", x.k);
+  if (x.m > 0 && x.data == nullptr) fail("gemm: activation data is null");
+  if (x.type == dtype::int8 && x.zero_point != 0)
+    fail("gemm: int8 activations are symmetric (zero point 0), got zero point ", x.zero_point);
+  if (x.type == dtype::uint8 && (x.zero_point < 0 || x.zero_point > 255))
+    fail("gemm: uint8 activation zero point ", x.zero_point, " outside [0, 255]");
+  if (y.ld < w.n()) fail("gemm: output row stride ", y.ld, " < N = ", w.n());
+  if (x.m > 0 && y.data == nullptr) fail("gemm: output data is null");
+  if (ctx.threads < 1) fail("gemm: threads must be >= 1, got ", ctx.threads);
+
+  gemm_call c{&x, &w, &e, y, ctx.threads, x.type == dtype::int8 ? 128 : x.zero_point, {}, {}, 0, 0};
+  const auto n = static_cast<std::size_t>(w.n());
+  const bool need_scales = e.type != epilogue::kind::int32;
+  if (need_scales) {
+    if (x.scales.size() != 1 && static_cast<std::int64_t>(x.scales.size()) != x.m)
+      fail("gemm: ", x.scales.size(), " activation scales for M = ", x.m, " (need 1 or M)");
+    for (std::size_t i = 0; i < x.scales.size(); ++i)
+      if (!(x.scales[i] > 0.0f) || !std::isfinite(x.scales[i]))
+        fail("gemm: activation scale[", i, "] = ", x.scales[i], " must be finite and > 0");
+    if (!e.bias.empty() && e.bias.size() != n)
+      fail("gemm: bias has ", e.bias.size(), " entries for N = ", n);
+    for (std::size_t i = 0; i < e.bias.size(); ++i)
+      if (!std::isfinite(e.bias[i])) fail("gemm: bias[", i, "] = ", e.bias[i], " is not finite");
+  }
+  switch (e.type) {
+    case epilogue::kind::int32:
+      if (y.type != output::kind::int32) fail("gemm: the int32 epilogue needs an int32_t output");
+      break;
+    case epilogue::kind::f32:
+      if (y.type != output::kind::f32) fail("gemm: the f32 epilogue needs a float output");
+      if (!(e.lo <= e.hi)) fail("gemm: clamp [", e.lo, ", ", e.hi, "] is empty or NaN");
+      break;
+    case epilogue::kind::requantize: {
+      if (w.format() != weight_format::s8)
+        fail("gemm: the requantize epilogue needs s8 weights (s4 per-group sums are float)");
+      if (e.out_type != dtype::uint8 && e.out_type != dtype::int8)
+        fail("gemm: requantize output must be uint8 or int8, got ", to_string(e.out_type));
+      if ((e.out_type == dtype::uint8) != (y.type == output::kind::u8) ||
+          (e.out_type == dtype::int8) != (y.type == output::kind::s8))
+        fail("gemm: requantize to ", to_string(e.out_type), " needs a matching output buffer");
+      if (x.scales.size() != 1)
+        fail("gemm: requantize needs a per-tensor activation scale, got ", x.scales.size());
+      if (!(e.out_scale > 0.0f) || !std::isfinite(e.out_scale))
+        fail("gemm: requantize output scale ", e.out_scale, " must be finite and > 0");
+      c.lo_q = dtype_min(e.out_type);
+      c.hi_q = dtype_max(e.out_type);
+      if (e.out_zero_point < c.lo_q || e.out_zero_point > c.hi_q)
+        fail("gemm: requantize output zero point ", e.out_zero_point, " outside ",
+             to_string(e.out_type), " range");
+      if (e.fuse_relu) c.lo_q = e.out_zero_point;
+      c.mult.resize(n);
+      c.bias_q.assign(n, 0);
+      for (std::size_t j = 0; j < n; ++j) {
+        const float sxw = x.scales[0] * w.scales()[j];
+        c.mult[j] = sxw / e.out_scale;
+        if (!(c.mult[j] > 0.0f) || !std::isfinite(c.mult[j]))
+          fail("gemm: requantize multiplier for channel ", j, " = ", c.mult[j],
+               " is not finite and > 0");
+        if (!e.bias.empty()) {
+          const float b = round_half_even(e.bias[j] / sxw);
+          if (!(std::abs(b) < 1073741824.0f))
+            fail("gemm: bias[", j, "] = ", e.bias[j], " is out of int32 range once quantized");
+          c.bias_q[j] = static_cast<std::int32_t>(b);
+        }
+      }
+      break;
+    }
+  }
+  return c;
+}
+
+/// Activations in the kernels' u8 domain, K padded with zeros to `kp`.
+struct prepared_activations {
+  aligned_buffer data;
+  std::int64_t ld = 0;
+  std::vector<std::int32_t> rowsum;
+};
+
+inline prepared_activations prepare_activations(const activations& x, std::int64_t kp,
+                                                bool need_rowsum) {
+  prepared_activations p;
+  p.ld = kp;
+  p.data = aligned_buffer(static_cast<std::size_t>(x.m * kp));
+  const auto* src = static_cast<const std::uint8_t*>(x.data);
+  const std::uint8_t flip = x.type == dtype::int8 ? 0x80 : 0x00;
+  if (need_rowsum) p.rowsum.assign(static_cast<std::size_t>(x.m), 0);
+  for (std::int64_t m = 0; m < x.m; ++m) {
+    const std::uint8_t* s = src + m * x.ld;
+    std::uint8_t* d = p.data.data() + m * kp;
+    std::int32_t sum = 0;
+    for (std::int64_t k = 0; k < x.k; ++k) {
+      d[k] = static_cast<std::uint8_t>(s[k] ^ flip);
+      sum += d[k];
+    }
+    if (need_rowsum) p.rowsum[static_cast<std::size_t>(m)] = sum;
+  }
+  return p;
+}
+
+inline std::int32_t wrap(std::uint32_t v) noexcept {
+  std::int32_t r;
+  std::memcpy(&r, &v, 4);
+  return r;
+}
+
+/// Writes one output element from the exact int32 sum (and, s4, the float sum).
+inline void store_output(const gemm_call& c, std::int64_t m, std::int64_t n, std::int32_t acc,
+                         float facc) noexcept {
+  const epilogue& e = *c.e;
+  const std::int64_t at = m * c.y.ld + n;
+  const auto j = static_cast<std::size_t>(n);
+  switch (e.type) {
+    case epilogue::kind::int32:
+      static_cast<std::int32_t*>(c.y.data)[at] = acc;
+      return;
+    case epilogue::kind::f32: {
+      const float sx =
+          c.x->scales.size() == 1 ? c.x->scales[0] : c.x->scales[static_cast<std::size_t>(m)];
+      float v = c.w->format() == weight_format::s8
+                    ? static_cast<float>(acc) * (sx * c.w->scales()[j])
+                    : facc * sx;
+      if (!e.bias.empty()) v = v + e.bias[j];
+      v = v < e.lo ? e.lo : (v > e.hi ? e.hi : v);
+      static_cast<float*>(c.y.data)[at] = v;
+      return;
+    }
+    case epilogue::kind::requantize: {
+      std::int64_t a = static_cast<std::int64_t>(acc) + c.bias_q[j];
+      a = std::min<std::int64_t>(std::max<std::int64_t>(a, INT32_MIN), INT32_MAX);
+      const std::int32_t q = requantize_float_one(static_cast<std::int32_t>(a), c.mult[j],
+                                                  e.out_zero_point, c.lo_q, c.hi_q);
+      static_cast<std::uint8_t*>(c.y.data)[at] = static_cast<std::uint8_t>(q & 0xFF);
+      return;
+    }
+  }
+}
+
+/// Calls Kernel::s8<R> / s4<R> for a runtime row count 1 <= rows <= Kernel::mr.
+template <class Kernel, bool S4, int R = Kernel::mr>
+inline void call_kernel(int rows, const std::uint8_t* a, std::int64_t lda, const std::uint8_t* b,
+                        std::int64_t kb, std::int64_t ke, std::int32_t* tile) noexcept {
+  if constexpr (R >= 1) {
+    if (rows == R) {
+      if constexpr (S4) {
+        Kernel::template s4<R>(a, lda, b, kb, ke, tile);
+      } else {
+        Kernel::template s8<R>(a, lda, b, kb, ke, tile);
+      }
+      return;
+    }
+    call_kernel<Kernel, S4, R - 1>(rows, a, lda, b, kb, ke, tile);
+  }
+}
+
+template <class Kernel>
+inline void run_panels(const gemm_call& c, const prepared_activations& a, std::int64_t p_begin,
+                       std::int64_t p_end) {
+  constexpr int MR = Kernel::mr;
+  const packed_weights& w = *c.w;
+  const std::int64_t M = c.x->m, N = w.n(), K = w.k();
+  const bool s4 = w.format() == weight_format::s4;
+  const std::int64_t groups = w.groups();
+  const std::uint32_t za = static_cast<std::uint32_t>(c.za);
+  std::int32_t tile[MR * 16];
+  for (std::int64_t p = p_begin; p < p_end; ++p) {
+    const std::uint8_t* panel = w.data() + p * w.panel_bytes();
+    const std::int64_t n0 = p * 16, nc = std::min<std::int64_t>(16, N - n0);
+    for (std::int64_t m0 = 0; m0 < M; m0 += MR) {
+      const int rows = static_cast<int>(std::min<std::int64_t>(MR, M - m0));
+      const std::uint8_t* arow = a.data.data() + m0 * a.ld;
+      if (!s4) {
+        call_kernel<Kernel, false>(rows, arow, a.ld, panel, 0, (K + 3) / 4, tile);
+        for (int r = 0; r < rows; ++r) {
+          for (std::int64_t j = 0; j < nc; ++j) {
+            const std::int64_t n = n0 + j;
+            std::uint32_t v =
+                static_cast<std::uint32_t>(tile[r * 16 + j]) -
+                za * static_cast<std::uint32_t>(w.column_sums()[static_cast<std::size_t>(n)]);
+            if (w.has_zero_points()) {
+              const auto zw =
+                  static_cast<std::uint32_t>(w.zero_points()[static_cast<std::size_t>(n)]);
+              v = v - zw * static_cast<std::uint32_t>(a.rowsum[static_cast<std::size_t>(m0 + r)]) +
+                  static_cast<std::uint32_t>(K) * za * zw;
+            }
+            store_output(c, m0 + r, n, wrap(v), 0.0f);
+          }
+        }
+      } else {
+        std::int32_t iacc[MR * 16] = {};
+        float facc[MR * 16] = {};
+        const std::int64_t g8 = w.group_size() / 8;
+        for (std::int64_t g = 0; g < groups; ++g) {
+          call_kernel<Kernel, true>(rows, arow, a.ld, panel, g * g8, (g + 1) * g8, tile);
+          for (int r = 0; r < rows; ++r) {
+            for (std::int64_t j = 0; j < nc; ++j) {
+              const auto idx = static_cast<std::size_t>((n0 + j) * groups + g);
+              const std::int32_t v = wrap(static_cast<std::uint32_t>(tile[r * 16 + j]) -
+                                          za * static_cast<std::uint32_t>(w.column_sums()[idx]));
+              iacc[r * 16 + j] = wrap(static_cast<std::uint32_t>(iacc[r * 16 + j]) +
+                                      static_cast<std::uint32_t>(v));
+              facc[r * 16 + j] = facc[r * 16 + j] + static_cast<float>(v) * w.scales()[idx];
+            }
+          }
+        }
+        for (int r = 0; r < rows; ++r)
+          for (std::int64_t j = 0; j < nc; ++j)
+            store_output(c, m0 + r, n0 + j, iacc[r * 16 + j], facc[r * 16 + j]);
+      }
+    }
+  }
+}
+
+template <class Kernel>
+inline void run_with(const gemm_call& c) {
+  const packed_weights& w = *c.w;
+  const std::int64_t kp = w.format() == weight_format::s8 ? (w.k() + 3) / 4 * 4 : w.k();
+  const prepared_activations a = prepare_activations(*c.x, kp, w.has_zero_points());
+  parallel_for(w.panels(), c.threads,
+               [&](std::int64_t b, std::int64_t e) { run_panels<Kernel>(c, a, b, e); });
+}
+
+/// The kernel family of an ISA level: the only place that branches on the ISA.
+inline void run_gemm(const gemm_call& c) {
+  if (c.x->m == 0) return;
+#if LOWBIT_HAVE_X86_DISPATCH
+  switch (c.w->level()) {
+    case isa::amx_int8:  // AMX tiles: not yet implemented, runs the AVX-512 VNNI kernels
+    case isa::avx512_vnni:
+      return run_with<arch::avx512_vnni::gemm_kernels>(c);
+    case isa::avx_vnni:
+      return run_with<arch::avx_vnni::gemm_kernels>(c);
+    case isa::avx2:
+      return run_with<arch::avx2::gemm_kernels>(c);
+    case isa::portable:
+      break;
+  }
+#endif
+  run_with<arch::portable::gemm_kernels>(c);
+}
+
+}  // namespace detail
+LOWBIT_END_NAMESPACE
+
+#endif  // LOWBIT_DETAIL_GEMM_DRIVER_HPP_
