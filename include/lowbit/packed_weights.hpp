@@ -236,6 +236,56 @@ class packed_weights {
   const std::vector<std::int32_t>& zero_points() const noexcept { return zero_points_; }
   const std::vector<std::int32_t>& column_sums() const noexcept { return colsum_; }
 
+  /// Weight value W[n][k] as stored (int8, or int4 in [-8, 7]): the inverse of packing.
+  std::int32_t value(std::int64_t n, std::int64_t k) const noexcept {
+    const std::uint8_t* panel = data_.data() + (n / panel_width) * panel_bytes();
+    const std::int64_t lane = n % panel_width;
+    if (format_ == weight_format::s8)
+      return static_cast<std::int8_t>(panel[(k / 4) * row_bytes + lane * 4 + k % 4]);
+    const std::uint8_t b = panel[(k / 8) * row_bytes + lane * 4 + k % 4];
+    const int v = (k % 8) < 4 ? (b & 0x0F) : (b >> 4);
+    return v >= 8 ? v - 16 : v;
+  }
+
+  /// The quantized weights in lowbit's interchange form (what pack() accepts back):
+  /// int8 [n x k] per channel (or per tensor when all scales and zero points agree),
+  /// or int4 per group, packed two per byte. Used to save layers without keeping a
+  /// second copy of the weights.
+  quantized_tensor unpack() const {
+    quantized_tensor q;
+    q.shape = {n_, k_};
+    quant_params& p = q.params;
+    if (format_ == weight_format::s8) {
+      p.type = dtype::int8;
+      p.scheme = zero_points_.empty() ? scheme::symmetric : scheme::affine;
+      p.granularity = per_channel{0};
+      p.scales = scales_;
+      p.zero_points =
+          zero_points_.empty() ? std::vector<std::int32_t>(scales_.size(), 0) : zero_points_;
+      q.data.resize(static_cast<std::size_t>(n_ * k_));
+      for (std::int64_t r = 0; r < n_; ++r)
+        for (std::int64_t c = 0; c < k_; ++c)
+          q.data[static_cast<std::size_t>(r * k_ + c)] =
+              static_cast<std::uint8_t>(value(r, c) & 0xFF);
+    } else {
+      p.type = dtype::int4;
+      p.scheme = scheme::symmetric;
+      p.granularity = per_group{group_size_};
+      p.scales = scales_;
+      p.zero_points.assign(scales_.size(), 0);
+      q.data.assign(static_cast<std::size_t>((n_ * k_ + 1) / 2), 0);
+      for (std::int64_t r = 0; r < n_; ++r)
+        for (std::int64_t c = 0; c < k_; ++c) {
+          const std::int64_t i = r * k_ + c;
+          q.data[static_cast<std::size_t>(i / 2)] |=
+              static_cast<std::uint8_t>((value(r, c) & 0x0F) << ((i % 2) * 4));
+        }
+    }
+    p.quant_min = dtype_min(p.type);
+    p.quant_max = dtype_max(p.type);
+    return q;
+  }
+
   /// Everything this object owns: packed data plus epilogue vectors.
   std::size_t memory_bytes() const noexcept {
     return data_.size() + scales_.size() * sizeof(float) +

@@ -1,0 +1,516 @@
+// SPDX-License-Identifier: Apache-2.0
+// linear.hpp: quantized linear layers built from float weights, and the float baseline.
+//
+//   auto fc = lowbit::quantized_linear::dynamic(w, b);   // w [out x in], like nn.Linear
+//   lowbit::matrixf y = fc(x);                            // x [batch x in], f32 in and out
+//
+// A quantized_linear quantizes its weights ONCE, packs them for the ISA chosen at
+// construction (isa()), and is immutable afterwards: forward() is const and safe to
+// call from several threads at once (scratch buffers are per call).
+//
+// Modes, and what each matches in PyTorch / ONNX terms
+// ----------------------------------------------------
+// dynamic_w8a8  int8 weights (per channel by default), activations quantized on every
+//               call, f32 out. Activations per row ("per token": int8 symmetric,
+//               amax / 127, as torchao's int8 dynamic / bitsandbytes LLM.int8 without
+//               outliers) or per tensor (uint8 affine, the observer rule). With
+//               dynamic_options::pytorch_compatible the activation parameters follow
+//               torch.ao.quantization.quantize_dynamic exactly (FBGEMM's
+//               ChooseQuantizationParams on the tensor's min/max, uint8 [0, 255] or
+//               [0, 127] with reduce_range); use weight_spec::int8(per_tensor{}) to match
+//               default_dynamic_qconfig, per_channel{0} for per_channel_dynamic_qconfig.
+//               ONNX: DynamicQuantizeLinear + MatMulInteger.
+// static_w8a8   activation parameters calibrated beforehand (calibrate.hpp observers),
+//               as PyTorch eager static quantization (QuantStub, per-channel symmetric
+//               qint8 weights, per-tensor affine quint8 activations): int8/uint8 in and,
+//               with output parameters, int8/uint8 out requantized for the next layer
+//               (forward_quantized), or f32 out. ONNX: QLinearMatMul / QDQ.
+// weight_only   int8 per channel or int4 per group weights, f32 activations and math:
+//               the decode case of bitsandbytes / llama.cpp (weights widened in
+//               registers, detail/weight_only.hpp). ONNX: MatMulNBits (accuracy_level 0).
+// w4a8          int4 per-group weights x int8 per-row dynamic activations, f32 out
+//               (llama.cpp Q4_0 x Q8_0, ONNX MatMulNBits accuracy_level 4).
+//
+// Bad input (shapes, non-finite activations or weights, invalid parameters) throws
+// lowbit::error naming the problem; nothing is written on error.
+#ifndef LOWBIT_LINEAR_HPP_
+#define LOWBIT_LINEAR_HPP_
+
+#include <cmath>
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "lowbit/calibrate.hpp"
+#include "lowbit/choose_qparams.hpp"
+#include "lowbit/detail/macros.hpp"
+#include "lowbit/detail/weight_only.hpp"
+#include "lowbit/eigen.hpp"
+#include "lowbit/error.hpp"
+#include "lowbit/gemm.hpp"
+#include "lowbit/isa.hpp"
+#include "lowbit/packed_weights.hpp"
+#include "lowbit/quantize.hpp"
+
+LOWBIT_BEGIN_NAMESPACE
+
+enum class linear_mode : std::uint8_t { dynamic_w8a8, static_w8a8, weight_only, w4a8 };
+
+constexpr const char* to_string(linear_mode m) noexcept {
+  switch (m) {
+    case linear_mode::dynamic_w8a8:
+      return "dynamic_w8a8";
+    case linear_mode::static_w8a8:
+      return "static_w8a8";
+    case linear_mode::weight_only:
+      return "weight_only";
+    case linear_mode::w4a8:
+      return "w4a8";
+  }
+  return "?";
+}
+
+/// How weights are quantized.
+struct weight_spec {
+  enum class clipping : std::uint8_t { minmax, mse };
+  lowbit::dtype type = lowbit::dtype::int8;
+  lowbit::granularity granularity = per_channel{0};
+  lowbit::scheme scheme = lowbit::scheme::symmetric;
+  symmetric_convention convention = symmetric_convention::pytorch;
+  clipping clip = clipping::minmax;
+
+  /// int8, symmetric, per channel (default) or per tensor.
+  static weight_spec int8(lowbit::granularity g = per_channel{0}) {
+    weight_spec s;
+    s.granularity = g;
+    return s;
+  }
+  /// int4, symmetric, per group (group_size a multiple of 32 dividing in_features).
+  static weight_spec int4(per_group g = per_group{128}) {
+    weight_spec s;
+    s.type = lowbit::dtype::int4;
+    s.granularity = g;
+    return s;
+  }
+  weight_spec& with_mse() {
+    clip = clipping::mse;
+    return *this;
+  }
+  weight_spec& affine() {
+    scheme = lowbit::scheme::affine;
+    return *this;
+  }
+
+  /// Quantizes float weights [out x in] by this spec.
+  quantized_tensor quantize(tensor_view<const float> w) const {
+    if (w.rank() != 2)
+      detail::fail("weight_spec: weights must be 2-D [out x in], got rank ", w.rank());
+    qparams_options o;
+    o.type = type;
+    o.scheme = scheme;
+    o.convention = convention;
+    quant_params p;
+    if (clip == clipping::mse) {
+      p = choose_qparams_mse(w, o, granularity);
+    } else if (granularity.is_per_group()) {
+      p = choose_qparams_mse(w, o, granularity, 1, 1.0f);  // one ratio, 1.0: plain min-max
+    } else {
+      minmax_observer obs(granularity);
+      obs.observe(w);
+      p = obs.compute(o);
+    }
+    return lowbit::quantize(w, p);
+  }
+};
+
+/// Activation quantization of the dynamic modes.
+struct dynamic_options {
+  enum class granularity : std::uint8_t { per_row, per_tensor };
+  granularity activations = granularity::per_row;
+  bool pytorch_compatible = false;  ///< per-tensor uint8 with quantize_dynamic's rule
+  bool reduce_range = false;        ///< pytorch_compatible only: uint8 [0, 127]
+};
+
+namespace detail {
+
+inline void check_linear_weights(tensor_view<const float> w, span<const float> bias) {
+  if (w.rank() != 2) fail("quantized_linear: weights must be 2-D [out x in], got rank ", w.rank());
+  if (w.shape[0] <= 0 || w.shape[1] <= 0)
+    fail("quantized_linear: empty weights [", w.shape[0], " x ", w.shape[1], "]");
+  if (!bias.empty() && static_cast<std::int64_t>(bias.size()) != w.shape[0])
+    fail("quantized_linear: bias has ", bias.size(), " entries for out_features = ", w.shape[0]);
+  for (std::size_t i = 0; i < bias.size(); ++i)
+    if (!std::isfinite(bias[i]))
+      fail("quantized_linear: bias[", i, "] = ", bias[i], " is not finite");
+}
+
+/// Per-row int8 symmetric activations (narrow [-127, 127], amax / 127).
+struct row_quantized {
+  std::vector<std::int8_t> q;
+  std::vector<float> scales;
+};
+
+inline row_quantized quantize_rows_s8(const float* x, std::int64_t m, std::int64_t k,
+                                      std::int64_t ldx) {
+  row_quantized r;
+  const tensor_view<const float> v(x, {m, k}, {ldx, 1});
+  const quant_params p = choose_qparams_per_row(
+      v, qparams_options::symmetric(dtype::int8, symmetric_convention::narrow));
+  r.q.resize(static_cast<std::size_t>(m * k));
+  quantize(v, p, span<std::int8_t>(r.q));
+  r.scales = p.scales;
+  return r;
+}
+
+}  // namespace detail
+
+class quantized_linear {
+ public:
+  quantized_linear() = default;
+
+  /// dynamic_w8a8 (see the file comment).
+  static quantized_linear dynamic(tensor_view<const float> w, span<const float> bias = {},
+                                  dynamic_options o = {}, weight_spec ws = weight_spec::int8(),
+                                  isa level = best_isa()) {
+    detail::check_linear_weights(w, bias);
+    if (ws.type != dtype::int8) detail::fail("quantized_linear::dynamic: weights must be int8");
+    if (o.reduce_range && !o.pytorch_compatible)
+      detail::fail("quantized_linear::dynamic: reduce_range applies to pytorch_compatible only");
+    quantized_linear l(linear_mode::dynamic_w8a8, w, bias, ws, level);
+    l.dyn_ = o;
+    return l;
+  }
+
+  /// static_w8a8: `input` are the calibrated per-tensor activation parameters (uint8
+  /// affine or int8 symmetric); with `output` the layer requantizes its result (and
+  /// fuses ReLU when fuse_relu), else it produces f32.
+  static quantized_linear static_quant(tensor_view<const float> w, span<const float> bias,
+                                       const quant_params& input,
+                                       std::optional<quant_params> output = std::nullopt,
+                                       bool fuse_relu = false, weight_spec ws = weight_spec::int8(),
+                                       isa level = best_isa()) {
+    detail::check_linear_weights(w, bias);
+    if (ws.type != dtype::int8)
+      detail::fail("quantized_linear::static_quant: weights must be int8");
+    check_static_params(input, "input");
+    if (output) check_static_params(*output, "output");
+    if (fuse_relu && !output)
+      detail::fail(
+          "quantized_linear::static_quant: fuse_relu needs output parameters "
+          "(f32 outputs apply ReLU outside the layer)");
+    quantized_linear l(linear_mode::static_w8a8, w, bias, ws, level);
+    l.in_params_ = input;
+    l.out_params_ = output;
+    l.fuse_relu_ = fuse_relu;
+    return l;
+  }
+
+  /// weight_only: int8 (per channel / per tensor) or int4 (per group), symmetric.
+  static quantized_linear weight_only(tensor_view<const float> w, span<const float> bias = {},
+                                      weight_spec ws = weight_spec::int4(),
+                                      isa level = best_isa()) {
+    detail::check_linear_weights(w, bias);
+    if (ws.scheme != scheme::symmetric)
+      detail::fail("quantized_linear::weight_only: weights must be symmetric");
+    return quantized_linear(linear_mode::weight_only, w, bias, ws, level);
+  }
+
+  /// w4a8: int4 per-group weights x int8 per-row dynamic activations.
+  static quantized_linear w4a8(tensor_view<const float> w, span<const float> bias = {},
+                               weight_spec ws = weight_spec::int4(), isa level = best_isa()) {
+    detail::check_linear_weights(w, bias);
+    if (ws.type != dtype::int4) detail::fail("quantized_linear::w4a8: weights must be int4");
+    return quantized_linear(linear_mode::w4a8, w, bias, ws, level);
+  }
+
+  /// The DESIGN sketch's one-liner: int8 specs give dynamic_w8a8 (per-row
+  /// activations), int4 specs give w4a8.
+  static quantized_linear from_float(const matrixf& w, const vectorf& b, weight_spec ws,
+                                     isa level = best_isa()) {
+    const span<const float> bias = b.size() ? view(b) : span<const float>();
+    if (ws.type == dtype::int4) return w4a8(view(w), bias, ws, level);
+    return dynamic(view(w), bias, {}, ws, level);
+  }
+
+  /// Rebuilds a layer from already-quantized weights (what io/model_io.hpp loads).
+  static quantized_linear from_quantized(linear_mode mode, const quantized_tensor& weights,
+                                         std::vector<float> bias, dynamic_options dyn = {},
+                                         std::optional<quant_params> input = std::nullopt,
+                                         std::optional<quant_params> output = std::nullopt,
+                                         bool fuse_relu = false, isa level = best_isa()) {
+    quantized_linear l;
+    l.mode_ = mode;
+    l.packed_ = packed_weights::pack(weights, level);
+    l.bias_ = std::move(bias);
+    if (!l.bias_.empty() && static_cast<std::int64_t>(l.bias_.size()) != l.packed_.n())
+      detail::fail("quantized_linear::from_quantized: bias has ", l.bias_.size(),
+                   " entries for out_features = ", l.packed_.n());
+    l.dyn_ = dyn;
+    if (mode == linear_mode::static_w8a8) {
+      if (!input) detail::fail("quantized_linear::from_quantized: static mode needs input params");
+      check_static_params(*input, "input");
+      if (output) check_static_params(*output, "output");
+      l.in_params_ = *input;
+      l.out_params_ = output;
+      l.fuse_relu_ = fuse_relu;
+    }
+    l.check_mode_format();
+    return l;
+  }
+
+  // ---- forward ------------------------------------------------------------------
+
+  /// y[m x out] = layer(x[m x in]); row strides ldx, ldy in elements.
+  void forward(const float* x, std::int64_t m, std::int64_t ldx, float* y, std::int64_t ldy,
+               const gemm_context& ctx = {}) const {
+    check_forward(x, m, ldx, y, ldy);
+    if (m == 0) return;
+    const std::int64_t K = in_features(), N = out_features();
+    const span<const float> bias(bias_);
+    switch (mode_) {
+      case linear_mode::weight_only: {
+        const tensor_view<const float> v(x, {m, K}, {ldx, 1});
+        detail::check_finite(detail::quantize_path(packed_.level()), v,
+                             "quantized_linear::forward");
+        detail::weight_only_gemm(x, m, ldx, packed_, bias, y, ldy, ctx.threads);
+        return;
+      }
+      case linear_mode::w4a8:
+        return forward_rows(x, m, ldx, y, ldy, ctx);
+      case linear_mode::dynamic_w8a8:
+        if (dyn_.activations == dynamic_options::granularity::per_row && !dyn_.pytorch_compatible)
+          return forward_rows(x, m, ldx, y, ldy, ctx);
+        return forward_tensor(x, m, ldx, y, ldy, ctx);
+      case linear_mode::static_w8a8: {
+        const tensor_view<const float> v(x, {m, K}, {ldx, 1});
+        std::vector<std::uint8_t> q(static_cast<std::size_t>(m * K));
+        quantize_input(v, q.data());
+        if (!out_params_) {
+          gemm(static_activations(q.data(), m), packed_, epilogue::f32(bias), output(y, ldy), ctx);
+          return;
+        }
+        std::vector<std::uint8_t> yq(static_cast<std::size_t>(m * N));
+        gemm(static_activations(q.data(), m), packed_, requant_epilogue(), out_buffer(yq.data(), N),
+             ctx);
+        for (std::int64_t r = 0; r < m; ++r)
+          for (std::int64_t c = 0; c < N; ++c)
+            y[r * ldy + c] =
+                detail::dequantize_one(reference::load(out_params_->type, yq.data(), r * N + c),
+                                       out_params_->scales[0], out_params_->zero_points[0]);
+        return;
+      }
+    }
+  }
+
+  /// Eigen convenience: f32 in, f32 out.
+  matrixf operator()(const Eigen::Ref<const matrixf>& x, const gemm_context& ctx = {}) const {
+    matrixf y(x.rows(), out_features());
+    forward(x.data(), x.rows(), x.outerStride(), y.data(), out_features(), ctx);
+    return y;
+  }
+
+  /// static_w8a8 with output parameters: quantized in (input_params() storage: uint8_t
+  /// for uint8, int8 bytes for int8) and quantized out (output_params()), the path
+  /// between layers of a statically quantized network.
+  void forward_quantized(const std::uint8_t* xq, std::int64_t m, std::int64_t ldx, std::uint8_t* yq,
+                         std::int64_t ldy, const gemm_context& ctx = {}) const {
+    if (mode_ != linear_mode::static_w8a8 || !out_params_)
+      detail::fail(
+          "quantized_linear::forward_quantized: needs static_w8a8 with output params, "
+          "this layer is ",
+          to_string(mode_));
+    if (m < 0 || ldx < in_features() || ldy < out_features())
+      detail::fail("quantized_linear::forward_quantized: bad shape m = ", m, ", ldx = ", ldx,
+                   ", ldy = ", ldy, " for [", in_features(), " -> ", out_features(), "]");
+    if (m == 0) return;
+    activations a = static_activations(xq, m);
+    a.ld = ldx;
+    gemm(a, packed_, requant_epilogue(), out_buffer(yq, ldy), ctx);
+  }
+
+  // ---- introspection --------------------------------------------------------------
+  linear_mode mode() const noexcept { return mode_; }
+  lowbit::isa isa() const noexcept { return packed_.level(); }
+  std::int64_t in_features() const noexcept { return packed_.k(); }
+  std::int64_t out_features() const noexcept { return packed_.n(); }
+  const packed_weights& weights() const noexcept { return packed_; }
+  const std::vector<float>& bias() const noexcept { return bias_; }
+  const dynamic_options& dynamic_settings() const noexcept { return dyn_; }
+  const quant_params& input_params() const noexcept { return in_params_; }
+  const std::optional<quant_params>& output_params() const noexcept { return out_params_; }
+  bool fuses_relu() const noexcept { return fuse_relu_; }
+  /// Bytes this layer owns: packed weights, scales, sums, bias.
+  std::size_t memory_bytes() const noexcept {
+    return packed_.memory_bytes() + bias_.size() * sizeof(float);
+  }
+  std::string describe() const {
+    std::string s =
+        std::string(to_string(mode_)) + " " + to_string(packed_.format()) +
+        (packed_.format() == weight_format::s4 ? "g" + std::to_string(packed_.group_size()) : "") +
+        " [" + std::to_string(in_features()) + " -> " + std::to_string(out_features()) + "] on " +
+        to_string(isa());
+    return s;
+  }
+
+ private:
+  quantized_linear(linear_mode mode, tensor_view<const float> w, span<const float> bias,
+                   const weight_spec& ws, lowbit::isa level)
+      : mode_(mode), bias_(bias.begin(), bias.end()) {
+    packed_ = packed_weights::pack(ws.quantize(w), level);
+    check_mode_format();
+  }
+
+  void check_mode_format() const {
+    const bool s4 = packed_.format() == weight_format::s4;
+    if ((mode_ == linear_mode::w4a8) != s4 && mode_ != linear_mode::weight_only)
+      detail::fail("quantized_linear: mode ", to_string(mode_), " cannot use ",
+                   to_string(packed_.format()), " weights");
+    if (mode_ == linear_mode::weight_only && packed_.has_zero_points())
+      detail::fail("quantized_linear: weight_only needs symmetric weights");
+  }
+
+  static void check_static_params(const quant_params& p, const char* what) {
+    p.validate();
+    if (!p.granularity.is_per_tensor() || p.scales.size() != 1)
+      detail::fail("quantized_linear::static_quant: ", what, " params must be per tensor");
+    if (p.type != dtype::uint8 && p.type != dtype::int8)
+      detail::fail("quantized_linear::static_quant: ", what, " params must be uint8 or int8, got ",
+                   to_string(p.type));
+    if (p.type == dtype::int8 && p.zero_points[0] != 0 && std::string(what) == "input")
+      detail::fail(
+          "quantized_linear::static_quant: int8 input params must be symmetric "
+          "(zero point 0), got ",
+          p.zero_points[0]);
+  }
+
+  void check_forward(const float* x, std::int64_t m, std::int64_t ldx, const float* y,
+                     std::int64_t ldy) const {
+    if (packed_.n() == 0) detail::fail("quantized_linear::forward: empty layer");
+    if (m < 0) detail::fail("quantized_linear::forward: negative batch ", m);
+    if (ldx < in_features())
+      detail::fail("quantized_linear::forward: input has row stride ", ldx,
+                   " < in_features = ", in_features());
+    if (ldy < out_features())
+      detail::fail("quantized_linear::forward: output row stride ", ldy,
+                   " < out_features = ", out_features());
+    if (m > 0 && (x == nullptr || y == nullptr))
+      detail::fail("quantized_linear::forward: null input or output");
+  }
+
+  void forward_rows(const float* x, std::int64_t m, std::int64_t ldx, float* y, std::int64_t ldy,
+                    const gemm_context& ctx) const {
+    const detail::row_quantized q = detail::quantize_rows_s8(x, m, in_features(), ldx);
+    gemm(activations::s8(q.q.data(), m, in_features(), in_features(), span<const float>(q.scales)),
+         packed_, epilogue::f32(span<const float>(bias_)), output(y, ldy), ctx);
+  }
+
+  void forward_tensor(const float* x, std::int64_t m, std::int64_t ldx, float* y, std::int64_t ldy,
+                      const gemm_context& ctx) const {
+    const std::int64_t K = in_features();
+    const tensor_view<const float> v(x, {m, K}, {ldx, 1});
+    float mn = x[0], mx = x[0];
+    for (std::int64_t r = 0; r < m; ++r)
+      for (std::int64_t c = 0; c < K; ++c) {
+        const float e = x[r * ldx + c];
+        if (!std::isfinite(e))
+          detail::fail("quantized_linear::forward: non-finite value ", e, " at [", r, ", ", c, "]");
+        mn = std::min(mn, e);
+        mx = std::max(mx, e);
+      }
+    const quant_params p = dyn_.pytorch_compatible
+                               ? choose_qparams_dynamic(mn, mx, dyn_.reduce_range)
+                               : choose_qparams(mn, mx, qparams_options::affine());
+    std::vector<std::uint8_t> q(static_cast<std::size_t>(m * K));
+    quantize(v, p, span<std::uint8_t>(q));
+    gemm(activations::u8(q.data(), m, K, K, p.zero_points[0], span<const float>(p.scales)), packed_,
+         epilogue::f32(span<const float>(bias_)), output(y, ldy), ctx);
+  }
+
+  void quantize_input(const tensor_view<const float>& v, std::uint8_t* q) const {
+    const std::size_t n = static_cast<std::size_t>(v.numel());
+    if (in_params_.type == dtype::int8) {
+      quantize(v, in_params_, span<std::int8_t>(reinterpret_cast<std::int8_t*>(q), n));
+    } else {
+      quantize(v, in_params_, span<std::uint8_t>(q, n));
+    }
+  }
+
+  activations static_activations(const std::uint8_t* q, std::int64_t m) const {
+    activations a;
+    a.data = q;
+    a.type = in_params_.type;
+    a.m = m;
+    a.k = in_features();
+    a.ld = in_features();
+    a.zero_point = in_params_.zero_points[0];
+    a.scales = span<const float>(in_params_.scales);
+    return a;
+  }
+
+  epilogue requant_epilogue() const {
+    epilogue e = epilogue::requantize(out_params_->type, out_params_->scales[0],
+                                      out_params_->zero_points[0], span<const float>(bias_));
+    if (fuse_relu_) e.relu();
+    return e;
+  }
+
+  output out_buffer(std::uint8_t* p, std::int64_t ld) const {
+    return out_params_->type == dtype::int8 ? output(reinterpret_cast<std::int8_t*>(p), ld)
+                                            : output(p, ld);
+  }
+
+  linear_mode mode_ = linear_mode::dynamic_w8a8;
+  packed_weights packed_;
+  std::vector<float> bias_;
+  dynamic_options dyn_;
+  quant_params in_params_;
+  std::optional<quant_params> out_params_;
+  bool fuse_relu_ = false;
+};
+
+/// The fp32 baseline with the same interface (Eigen GEMM).
+class float_linear {
+ public:
+  float_linear() = default;
+  float_linear(matrixf w, vectorf b = vectorf()) : w_(std::move(w)), b_(std::move(b)) {
+    if (w_.rows() == 0 || w_.cols() == 0)
+      detail::fail("float_linear: empty weights [", w_.rows(), " x ", w_.cols(), "]");
+    if (b_.size() != 0 && b_.size() != w_.rows())
+      detail::fail("float_linear: bias has ", b_.size(), " entries for out_features = ", w_.rows());
+  }
+  matrixf operator()(const Eigen::Ref<const matrixf>& x, const gemm_context& = {}) const {
+    if (x.cols() != w_.cols())
+      detail::fail("float_linear: input has ", x.cols(), " features, layer expects ", w_.cols());
+    matrixf y = x * w_.transpose();
+    if (b_.size()) y.rowwise() += b_.transpose();
+    return y;
+  }
+  void forward(const float* x, std::int64_t m, std::int64_t ldx, float* y, std::int64_t ldy,
+               const gemm_context& ctx = {}) const {
+    using stride = Eigen::OuterStride<>;
+    Eigen::Map<const matrixf, 0, stride> xm(x, m, w_.cols(), stride(ldx));
+    Eigen::Map<matrixf, 0, stride> ym(y, m, w_.rows(), stride(ldy));
+    ym = (*this)(xm, ctx);
+  }
+  lowbit::isa isa() const noexcept { return isa::portable; }
+  std::int64_t in_features() const noexcept { return w_.cols(); }
+  std::int64_t out_features() const noexcept { return w_.rows(); }
+  const matrixf& weight() const noexcept { return w_; }
+  const vectorf& bias() const noexcept { return b_; }
+  std::size_t memory_bytes() const noexcept {
+    return static_cast<std::size_t>(w_.size() + b_.size()) * sizeof(float);
+  }
+  std::string describe() const {
+    return "float_linear f32 [" + std::to_string(in_features()) + " -> " +
+           std::to_string(out_features()) + "] on eigen";
+  }
+
+ private:
+  matrixf w_;
+  vectorf b_;
+};
+
+LOWBIT_END_NAMESPACE
+
+#endif  // LOWBIT_LINEAR_HPP_
