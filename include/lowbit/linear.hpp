@@ -36,6 +36,7 @@
 #ifndef LOWBIT_LINEAR_HPP_
 #define LOWBIT_LINEAR_HPP_
 
+#include <algorithm>
 #include <cmath>
 #include <cstdint>
 #include <optional>
@@ -102,10 +103,28 @@ struct weight_spec {
     return *this;
   }
 
-  /// Quantizes float weights [out x in] by this spec.
+  /// in_features rounded up to a whole number of groups (per_group), else unchanged.
+  std::int64_t padded_k(std::int64_t k) const noexcept {
+    if (!granularity.is_per_group() || granularity.group_size <= 0) return k;
+    const std::int64_t g = granularity.group_size;
+    return (k + g - 1) / g * g;
+  }
+
+  /// Quantizes float weights [out x in] by this spec. Per group, when the group size
+  /// does not divide `in`, the weights are zero-padded to padded_k(in) columns first:
+  /// the last group is partly zeros (which change neither its max nor the products).
   quantized_tensor quantize(tensor_view<const float> w) const {
     if (w.rank() != 2)
       detail::fail("weight_spec: weights must be 2-D [out x in], got rank ", w.rank());
+    const std::int64_t kp = padded_k(w.shape[1]);
+    if (kp != w.shape[1]) {
+      std::vector<float> padded(static_cast<std::size_t>(w.shape[0] * kp), 0.0f);
+      for (std::int64_t r = 0; r < w.shape[0]; ++r)
+        for (std::int64_t c = 0; c < w.shape[1]; ++c)
+          padded[static_cast<std::size_t>(r * kp + c)] =
+              w.data[r * w.strides[0] + c * w.strides[1]];
+      return quantize(tensor_view<const float>(padded.data(), {w.shape[0], kp}));
+    }
     qparams_options o;
     o.type = type;
     o.scheme = scheme;
@@ -234,14 +253,23 @@ class quantized_linear {
   }
 
   /// Rebuilds a layer from already-quantized weights (what io/model_io.hpp loads).
+  /// `in_features` may be smaller than the weights' K (zero-padded last group); 0 = K.
   static quantized_linear from_quantized(linear_mode mode, const quantized_tensor& weights,
-                                         std::vector<float> bias, dynamic_options dyn = {},
+                                         std::vector<float> bias, std::int64_t in_features = 0,
+                                         dynamic_options dyn = {},
                                          std::optional<quant_params> input = std::nullopt,
                                          std::optional<quant_params> output = std::nullopt,
                                          bool fuse_relu = false, isa level = best_isa()) {
     quantized_linear l;
     l.mode_ = mode;
     l.packed_ = packed_weights::pack(weights, level);
+    const std::int64_t kp = l.packed_.k();
+    l.k_ = in_features == 0 ? kp : in_features;
+    const bool padded_ok =
+        l.packed_.format() == weight_format::s4 && l.k_ > kp - l.packed_.group_size();
+    if (l.k_ > kp || (l.k_ < kp && !padded_ok))
+      detail::fail("quantized_linear::from_quantized: in_features ", l.k_,
+                   " does not fit weights with K = ", kp);
     l.bias_ = std::move(bias);
     if (!l.bias_.empty() && static_cast<std::int64_t>(l.bias_.size()) != l.packed_.n())
       detail::fail("quantized_linear::from_quantized: bias has ", l.bias_.size(),
@@ -273,7 +301,15 @@ class quantized_linear {
         const tensor_view<const float> v(x, {m, K}, {ldx, 1});
         detail::check_finite(detail::quantize_path(packed_.level()), v,
                              "quantized_linear::forward");
-        detail::weight_only_gemm(x, m, ldx, packed_, bias, y, ldy, ctx.threads);
+        const std::int64_t kp = packed_.k();
+        if (kp == K) {
+          detail::weight_only_gemm(x, m, ldx, packed_, bias, y, ldy, ctx.threads);
+        } else {  // zero-padded last group: pad the activations too
+          std::vector<float> xp(static_cast<std::size_t>(m * kp), 0.0f);
+          for (std::int64_t r = 0; r < m; ++r)
+            std::copy(x + r * ldx, x + r * ldx + K, xp.begin() + r * kp);
+          detail::weight_only_gemm(xp.data(), m, kp, packed_, bias, y, ldy, ctx.threads);
+        }
         return;
       }
       case linear_mode::w4a8:
@@ -332,7 +368,7 @@ class quantized_linear {
   // ---- introspection --------------------------------------------------------------
   linear_mode mode() const noexcept { return mode_; }
   lowbit::isa isa() const noexcept { return packed_.level(); }
-  std::int64_t in_features() const noexcept { return packed_.k(); }
+  std::int64_t in_features() const noexcept { return k_; }
   std::int64_t out_features() const noexcept { return packed_.n(); }
   const packed_weights& weights() const noexcept { return packed_; }
   const std::vector<float>& bias() const noexcept { return bias_; }
@@ -356,7 +392,7 @@ class quantized_linear {
  private:
   quantized_linear(linear_mode mode, tensor_view<const float> w, span<const float> bias,
                    const weight_spec& ws, lowbit::isa level)
-      : mode_(mode), bias_(bias.begin(), bias.end()) {
+      : mode_(mode), k_(w.shape[1]), bias_(bias.begin(), bias.end()) {
     packed_ = packed_weights::pack(ws.quantize(w), level);
     check_mode_format();
   }
@@ -400,9 +436,16 @@ class quantized_linear {
 
   void forward_rows(const float* x, std::int64_t m, std::int64_t ldx, float* y, std::int64_t ldy,
                     const gemm_context& ctx) const {
-    const detail::row_quantized q = detail::quantize_rows_s8(x, m, in_features(), ldx);
-    gemm(activations::s8(q.q.data(), m, in_features(), in_features(), span<const float>(q.scales)),
-         packed_, epilogue::f32(span<const float>(bias_)), output(y, ldy), ctx);
+    const std::int64_t K = in_features(), kp = packed_.k();
+    detail::row_quantized q = detail::quantize_rows_s8(x, m, K, ldx);
+    if (kp != K) {  // zero-padded last group: int8 zeros contribute nothing
+      std::vector<std::int8_t> padded(static_cast<std::size_t>(m * kp), 0);
+      for (std::int64_t r = 0; r < m; ++r)
+        std::copy(q.q.begin() + r * K, q.q.begin() + (r + 1) * K, padded.begin() + r * kp);
+      q.q = std::move(padded);
+    }
+    gemm(activations::s8(q.q.data(), m, kp, kp, span<const float>(q.scales)), packed_,
+         epilogue::f32(span<const float>(bias_)), output(y, ldy), ctx);
   }
 
   void forward_tensor(const float* x, std::int64_t m, std::int64_t ldx, float* y, std::int64_t ldy,
@@ -461,6 +504,7 @@ class quantized_linear {
   }
 
   linear_mode mode_ = linear_mode::dynamic_w8a8;
+  std::int64_t k_ = 0;  ///< in_features; packed_.k() may be larger (zero-padded groups)
   packed_weights packed_;
   std::vector<float> bias_;
   dynamic_options dyn_;

@@ -3,18 +3,22 @@
 #ifndef LOWBIT_LOWBIT_HPP_
 #define LOWBIT_LOWBIT_HPP_
 
+#include "lowbit/activations.hpp"
 #include "lowbit/calibrate.hpp"
 #include "lowbit/choose_qparams.hpp"
 #include "lowbit/config.hpp"
+#include "lowbit/eigen.hpp"
 #include "lowbit/error.hpp"
 #include "lowbit/gemm.hpp"
 #include "lowbit/io/npy.hpp"
 #include "lowbit/isa.hpp"
+#include "lowbit/linear.hpp"
 #include "lowbit/pack.hpp"
 #include "lowbit/packed_weights.hpp"
 #include "lowbit/quant_params.hpp"
 #include "lowbit/quantize.hpp"
 #include "lowbit/reference.hpp"
+#include "lowbit/sequential.hpp"
 #include "lowbit/version.hpp"
 #include "lowbit/view.hpp"
 
