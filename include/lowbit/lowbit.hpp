@@ -15,6 +15,7 @@
 #include "lowbit/linear.hpp"
 #include "lowbit/pack.hpp"
 #include "lowbit/packed_weights.hpp"
+#include "lowbit/qat.hpp"
 #include "lowbit/quant_params.hpp"
 #include "lowbit/quantize.hpp"
 #include "lowbit/reference.hpp"

@@ -278,15 +278,15 @@ inline void fake_quantize(tensor_view<const float> x, const quant_params& p, ten
   const detail::param_layout layout(p, x.shape);
   const detail::qat_consts c(p);
   const bool sat = o.nonfinite == nonfinite_policy::saturate;
-  detail::for_each_index_n<2>(
-      x.shape, {&x.strides, &y.strides},
-      [&](const std::array<std::int64_t, 2>& off, const std::int64_t* idx) {
-        const auto k = static_cast<std::size_t>(layout.index(idx));
-        const std::int32_t zp = p.zero_points[k];
-        const std::int32_t q = detail::quantize_one(detail::qat_read(x.data[off[0]], sat), c.inv[k],
-                                                    zp, p.quant_min, p.quant_max);
-        y.data[off[1]] = detail::dequantize_one(q, c.scale[k], zp);
-      });
+  detail::for_each_index_n<2>(x.shape, {&x.strides, &y.strides},
+                              [&](const std::array<std::int64_t, 2>& off, const std::int64_t* idx) {
+                                const auto k = static_cast<std::size_t>(layout.index(idx));
+                                const std::int32_t zp = p.zero_points[k];
+                                const std::int32_t q =
+                                    detail::quantize_one(detail::qat_read(x.data[off[0]], sat),
+                                                         c.inv[k], zp, p.quant_min, p.quant_max);
+                                y.data[off[1]] = detail::dequantize_one(q, c.scale[k], zp);
+                              });
 }
 
 /// fake_quantize into a new contiguous vector (logical row-major order).
@@ -314,14 +314,14 @@ inline void fake_quantize_backward(tensor_view<const float> x, const quant_param
   const detail::param_layout layout(p, x.shape);
   const detail::qat_consts c(p);
   const bool sat = o.nonfinite == nonfinite_policy::saturate;
-  detail::for_each_index_n<3>(
-      x.shape, {&x.strides, &grad_y.strides, &grad_x.strides},
-      [&](const std::array<std::int64_t, 3>& off, const std::int64_t* idx) {
-        const auto k = static_cast<std::size_t>(layout.index(idx));
-        const float q = detail::unclamped_q(detail::qat_read(x.data[off[0]], sat), c.inv[k], c.zpf[k]);
-        const float mask = (c.lo <= q && q <= c.hi) ? 1.0f : 0.0f;
-        grad_x.data[off[2]] = grad_y.data[off[1]] * mask;
-      });
+  detail::for_each_index_n<3>(x.shape, {&x.strides, &grad_y.strides, &grad_x.strides},
+                              [&](const std::array<std::int64_t, 3>& off, const std::int64_t* idx) {
+                                const auto k = static_cast<std::size_t>(layout.index(idx));
+                                const float q = detail::unclamped_q(
+                                    detail::qat_read(x.data[off[0]], sat), c.inv[k], c.zpf[k]);
+                                const float mask = (c.lo <= q && q <= c.hi) ? 1.0f : 0.0f;
+                                grad_x.data[off[2]] = grad_y.data[off[1]] * mask;
+                              });
 }
 
 /// LSQ backward: grad_x as fake_quantize_backward, and the scale (and, for the affine
@@ -409,7 +409,8 @@ class fake_quant {
     detail::check_same_shape("fake_quant::forward", "y", y, x);
     if (observe_) {
       std::visit([&](auto& ob) { ob.observe(x); }, observer_);
-      if (x.numel() > 0) params_ = std::visit([&](auto& ob) { return ob.compute(opts_); }, observer_);
+      if (x.numel() > 0)
+        params_ = std::visit([&](auto& ob) { return ob.compute(opts_); }, observer_);
     }
     if (fake_) {
       fake_quantize(x, params(), y);
@@ -454,8 +455,9 @@ class fake_quant {
   /// The parameters forward() uses. Throws before the first observation or set_params().
   const quant_params& params() const {
     if (!params_)
-      detail::fail("fake_quant: no quantization parameters yet (run forward() with the "
-                   "observer enabled, or call set_params())");
+      detail::fail(
+          "fake_quant: no quantization parameters yet (run forward() with the "
+          "observer enabled, or call set_params())");
     return *params_;
   }
   /// Replaces the parameters (validated). With the observer enabled the next forward()
@@ -488,8 +490,7 @@ class fake_quant {
                    " zero points given, the parameters have ", cur.zero_points.size());
     for (std::size_t i = 0; i < z.size(); ++i)
       if (!std::isfinite(z[i]))
-        detail::fail("fake_quant::set_zero_points: zero_point[", i, "] = ", z[i],
-                     " is not finite");
+        detail::fail("fake_quant::set_zero_points: zero_point[", i, "] = ", z[i], " is not finite");
     const auto lo = static_cast<float>(cur.quant_min), hi = static_cast<float>(cur.quant_max);
     for (std::size_t i = 0; i < z.size(); ++i) {
       float r = detail::round_half_even(z[i]);
