@@ -10,9 +10,11 @@
 // Counter GOPS = 2 M N K / s / 1e9. Shapes: 4096 x 4096 and GPT-2's (K, N) =
 // (768, 2304) attn.c_attn, (768, 768) attn.c_proj, (768, 3072) mlp.c_fc,
 // (3072, 768) mlp.c_proj; M in {1, 4, 16, 128}. Every available isa at 1 thread; the
-// best isa and Eigen also at 2 threads.
+// best isa and Eigen (with OpenMP) also at 2 threads. Run time follows
+// --benchmark_min_time.
 #include <benchmark/benchmark.h>
 
+#include <chrono>
 #include <random>
 #include <string>
 #include <vector>
@@ -29,9 +31,15 @@ lowbit::matrixf randn(Eigen::Index r, Eigen::Index c, float sd, unsigned seed) {
   return m;
 }
 
-void set_gops(benchmark::State& st, double m, double n, double k) {
-  st.counters["GOPS"] =
-      benchmark::Counter(2.0 * m * n * k / 1e9, benchmark::Counter::kIsIterationInvariantRate);
+/// GOPS from the wall-clock time of the whole timed loop (threads count fully). Not
+/// UseRealTime()/MinTime(): google benchmark 1.7 would append them to the names.
+void set_gops(benchmark::State& st, double m, double n, double k, double wall_seconds) {
+  const double ops = 2.0 * m * n * k * static_cast<double>(st.iterations());
+  st.counters["GOPS"] = benchmark::Counter(wall_seconds > 0 ? ops / wall_seconds / 1e9 : 0.0);
+}
+
+double now_s() {
+  return std::chrono::duration<double>(std::chrono::steady_clock::now().time_since_epoch()).count();
 }
 
 enum class mode { dynamic_w8a8, static_w8a8, weight_only_s8, weight_only_s4g128, w4a8 };
@@ -84,11 +92,12 @@ void bm_quantized(benchmark::State& st, mode md, lowbit::isa is, int m, int n, i
   const auto layer = make(md, w, b, x, is);
   lowbit::matrixf y(m, n);
   const lowbit::gemm_context ctx{threads};
+  const double t0 = now_s();
   for (auto _ : st) {
     layer.forward(x.data(), m, k, y.data(), n, ctx);
     benchmark::ClobberMemory();
   }
-  set_gops(st, m, n, k);
+  set_gops(st, m, n, k, now_s() - t0);
   st.SetLabel(layer.describe());
 }
 
@@ -97,11 +106,12 @@ void bm_float(benchmark::State& st, int m, int n, int k, int threads) {
   const lowbit::float_linear layer(randn(n, k, 0.02f, 1), randn(n, 1, 0.1f, 2).col(0));
   const auto x = randn(m, k, 1.0f, 3);
   lowbit::matrixf y(m, n);
+  const double t0 = now_s();
   for (auto _ : st) {
     layer.forward(x.data(), m, k, y.data(), n);
     benchmark::ClobberMemory();
   }
-  set_gops(st, m, n, k);
+  set_gops(st, m, n, k, now_s() - t0);
   st.SetLabel("eigen f32, " + std::to_string(Eigen::nbThreads()) + " thread(s)");
   Eigen::setNbThreads(1);
 }
@@ -126,9 +136,7 @@ const int registered = [] {
       for (int t : float_threads)
         benchmark::RegisterBenchmark(
             ("linear/float/eigen" + dims + "/threads:" + std::to_string(t)).c_str(), bm_float, m,
-            s.n, s.k, t)
-            ->UseRealTime()
-            ->MinTime(0.1);
+            s.n, s.k, t);
       for (mode md : {mode::dynamic_w8a8, mode::static_w8a8, mode::weight_only_s8,
                       mode::weight_only_s4g128, mode::w4a8}) {
         for (lowbit::isa is : isas) {
@@ -136,9 +144,7 @@ const int registered = [] {
             if (t == 2 && is != best) continue;
             const std::string nm = std::string("linear/") + name(md) + "/" + lowbit::to_string(is) +
                                    dims + "/threads:" + std::to_string(t);
-            benchmark::RegisterBenchmark(nm.c_str(), bm_quantized, md, is, m, s.n, s.k, t)
-                ->UseRealTime()
-                ->MinTime(0.1);
+            benchmark::RegisterBenchmark(nm.c_str(), bm_quantized, md, is, m, s.n, s.k, t);
           }
         }
       }
