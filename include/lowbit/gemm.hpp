@@ -16,6 +16,7 @@
 //               s4: y = (sum_g float(acc_g) * sw[n][g]) * sx[m] + bias[n]
 //               then clamp to [lo, hi] (relu() sets lo = 0)
 //   requantize  y = clamp(zy + round_half_even(float(acc + bias_q[n]) * mult[n]), lo, hi)
+//               (acc + bias_q summed in int64, then rounded once to float)
 //               mult[n] = (sx * sw[n]) / sy, bias_q[n] = round_half_even(bias[n] / (sx * sw[n]))
 //               (s8 weights, per-tensor activation scale; the core's float requantize rule)
 // sx is per tensor or per row (per token). Floats are computed in float32 with a
@@ -100,10 +101,10 @@ struct epilogue {
     }
     return *this;
   }
-  /// f32 clamp to [lo, hi].
+  /// f32 clamp: intersects [lo, hi] with [l, h], so relu().clamp(-1, 6) is [0, 6].
   epilogue& clamp(float l, float h) {
-    lo = l;
-    hi = h;
+    lo = (std::isnan(l) || l > lo) ? l : lo;  // NaN is kept, for gemm() to reject
+    hi = (std::isnan(h) || h < hi) ? h : hi;
     return *this;
   }
 };

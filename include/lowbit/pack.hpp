@@ -114,9 +114,16 @@ inline void check_pack_sizes(std::size_t n, std::size_t out, const char* who) {
 /// Packs signed int4 values (each in [-8, 7]) two per byte.
 inline void pack_int4(span<const std::int8_t> values, span<std::uint8_t> out) {
   detail::check_pack_sizes(values.size(), out.size(), "pack_int4");
-  for (std::size_t i = 0; i < values.size(); ++i)
-    if (values[i] < -8 || values[i] > 7)
-      detail::fail("pack_int4: value ", int{values[i]}, " at index ", i, " outside [-8, 7]");
+  // min/max first (a vectorizable reduction); find the index only on failure
+  std::int8_t lo = 0, hi = 0;
+  for (std::size_t i = 0; i < values.size(); ++i) {
+    lo = values[i] < lo ? values[i] : lo;
+    hi = values[i] > hi ? values[i] : hi;
+  }
+  if (lo < -8 || hi > 7)
+    for (std::size_t i = 0; i < values.size(); ++i)
+      if (values[i] < -8 || values[i] > 7)
+        detail::fail("pack_int4: value ", int{values[i]}, " at index ", i, " outside [-8, 7]");
   detail::pack_nibbles(reinterpret_cast<const std::uint8_t*>(values.data()),
                        static_cast<std::int64_t>(values.size()), out.data());
 }
@@ -124,9 +131,12 @@ inline void pack_int4(span<const std::int8_t> values, span<std::uint8_t> out) {
 /// Packs unsigned int4 values (each in [0, 15]) two per byte.
 inline void pack_uint4(span<const std::uint8_t> values, span<std::uint8_t> out) {
   detail::check_pack_sizes(values.size(), out.size(), "pack_uint4");
-  for (std::size_t i = 0; i < values.size(); ++i)
-    if (values[i] > 15)
-      detail::fail("pack_uint4: value ", int{values[i]}, " at index ", i, " outside [0, 15]");
+  std::uint8_t hi = 0;
+  for (std::size_t i = 0; i < values.size(); ++i) hi = values[i] > hi ? values[i] : hi;
+  if (hi > 15)
+    for (std::size_t i = 0; i < values.size(); ++i)
+      if (values[i] > 15)
+        detail::fail("pack_uint4: value ", int{values[i]}, " at index ", i, " outside [0, 15]");
   detail::pack_nibbles(values.data(), static_cast<std::int64_t>(values.size()), out.data());
 }
 

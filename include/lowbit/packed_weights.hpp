@@ -71,7 +71,7 @@ constexpr const char* to_string(weight_format f) noexcept {
 /// sum_k (a - za)(w - zw)) cannot overflow: floor((2^31 - 1) / max |product|).
 ///   s8, symmetric weights: |a' * w| <= 255 * 128 = 32640          -> K <= 65793
 ///   s8, weight zero points: |(a - za)(w - zw)| <= 255 * 255 = 65025 -> K <= 33025
-///   s4: |a' * w| <= 255 * 8 = 2040                                -> K <= 1052689
+///   s4: |a' * w| <= 255 * 8 = 2040                                -> K <= 1052688
 /// gemm() rejects larger K with a lowbit::error.
 constexpr std::int64_t max_k(weight_format f, bool weight_zero_points = false) noexcept {
   const std::int64_t limit = 2147483647;

@@ -189,10 +189,9 @@ inline void store_output(const gemm_call& c, std::int64_t m, std::int64_t n, std
       return;
     }
     case epilogue::kind::requantize: {
-      std::int64_t a = static_cast<std::int64_t>(acc) + c.bias_q[j];
-      a = std::min<std::int64_t>(std::max<std::int64_t>(a, INT32_MIN), INT32_MAX);
-      const std::int32_t q = requantize_float_one(static_cast<std::int32_t>(a), c.mult[j],
-                                                  e.out_zero_point, c.lo_q, c.hi_q);
+      // acc + bias_q in int64 (it may leave the int32 range), rounded once to float.
+      const float a = static_cast<float>(static_cast<std::int64_t>(acc) + c.bias_q[j]);
+      const std::int32_t q = quantize_one(a, c.mult[j], e.out_zero_point, c.lo_q, c.hi_q);
       static_cast<std::uint8_t*>(c.y.data)[at] = static_cast<std::uint8_t>(q & 0xFF);
       return;
     }

@@ -617,17 +617,18 @@ inline std::vector<unsigned char> serialize_npy(const npy_array& a) {
   }
   header.append(padded - preamble - header.size() - 1, ' ');
   header += '\n';
-  std::vector<unsigned char> out;
-  out.reserve(padded + a.bytes.size());
+  // Sized once and filled with memcpy (GCC 12's -Wstringop-overflow misfires on a
+  // sequence of insert() calls after reserve() at -O2).
+  std::vector<unsigned char> out(padded + a.bytes.size());
   const unsigned char magic[6] = {0x93, 'N', 'U', 'M', 'P', 'Y'};
-  out.insert(out.end(), magic, magic + 6);
-  out.push_back(preamble == 10 ? 1 : 2);
-  out.push_back(0);
+  std::memcpy(out.data(), magic, 6);
+  out[6] = preamble == 10 ? 1 : 2;
+  out[7] = 0;
   const auto hl = static_cast<std::uint32_t>(header.size());
   for (std::size_t i = 0; i < preamble - 8; ++i)
-    out.push_back(static_cast<unsigned char>(hl >> (8 * i)));
-  out.insert(out.end(), header.begin(), header.end());
-  out.insert(out.end(), a.bytes.begin(), a.bytes.end());
+    out[8 + i] = static_cast<unsigned char>(hl >> (8 * i));
+  std::memcpy(out.data() + preamble, header.data(), header.size());
+  if (!a.bytes.empty()) std::memcpy(out.data() + padded, a.bytes.data(), a.bytes.size());
   return out;
 }
 

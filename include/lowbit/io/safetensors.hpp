@@ -33,8 +33,8 @@
 //     the others), and end - begin == numel * element size exactly;
 //   - sorted by offset, the tensors cover the buffer exactly: no overlap, no hole and no
 //     trailing byte. The Rust crate rejects holes and trailing bytes too (InvalidOffset,
-//     MetadataIncompleteBuffer), so a file lowbit accepts loads everywhere, and no byte of
-//     the file is outside the description.
+//     MetadataIncompleteBuffer), and it means no byte of an accepted file escapes the header's
+//     description (nothing can be smuggled between tensors).
 //
 // Zero copy
 // ---------

@@ -77,8 +77,9 @@ inline void gemm(const activations& x, const weights& w, const epilogue& e, outp
               e.bias.empty() ? 0
                              : static_cast<std::int32_t>(detail::round_half_even(e.bias[j] / sxw));
           const std::int32_t lo = e.fuse_relu ? e.out_zero_point : dtype_min(e.out_type);
-          const std::int32_t q = detail::requantize_float_one(
-              acc32 + bq, sxw / e.out_scale, e.out_zero_point, lo, dtype_max(e.out_type));
+          const float a = static_cast<float>(static_cast<std::int64_t>(acc32) + bq);
+          const std::int32_t q = detail::quantize_one(a, sxw / e.out_scale, e.out_zero_point, lo,
+                                                      dtype_max(e.out_type));
           static_cast<std::uint8_t*>(y.data)[at] = static_cast<std::uint8_t>(q & 0xFF);
           break;
         }
