@@ -7,7 +7,9 @@
 //   prepare:  a'[m][k] = x[m][k] as u8 (int8 input: x + 128), K padded with zeros to
 //             a multiple of 4; rowsum[m] = sum_k a'[m][k] when weights have zero points
 //   parallel over panels p (16 output channels each; static split = deterministic)
-//     for m0 in 0, MR, 2 MR, ...                       (MR rows of the ISA's kernel)
+//     for row blocks mb of mc rows (mc x K bytes of a' fit in L2)
+//     for each panel p of this thread
+//     for m0 in mb, mb + MR, ...                       (MR rows of the ISA's kernel)
 //       s8: P[MR][16] = kernel::s8<mr>(a' rows, panel p, all K)
 //           epilogue(P) -> y rows m0.., channels 16p..
 //       s4: for each group g: P_g = kernel::s4<mr>(a' rows, panel p, group g)
@@ -225,52 +227,61 @@ inline void run_panels(const gemm_call& c, const prepared_activations& a, std::i
   const std::int64_t groups = w.groups();
   const std::uint32_t za = static_cast<std::uint32_t>(c.za);
   std::int32_t tile[MR * 16];
-  for (std::int64_t p = p_begin; p < p_end; ++p) {
-    const std::uint8_t* panel = w.data() + p * w.panel_bytes();
-    const std::int64_t n0 = p * 16, nc = std::min<std::int64_t>(16, N - n0);
-    for (std::int64_t m0 = 0; m0 < M; m0 += MR) {
-      const int rows = static_cast<int>(std::min<std::int64_t>(MR, M - m0));
-      const std::uint8_t* arow = a.data.data() + m0 * a.ld;
-      if (!s4) {
-        call_kernel<Kernel, false>(rows, arow, a.ld, panel, 0, (K + 3) / 4, tile);
-        for (int r = 0; r < rows; ++r) {
-          for (std::int64_t j = 0; j < nc; ++j) {
-            const std::int64_t n = n0 + j;
-            std::uint32_t v =
-                static_cast<std::uint32_t>(tile[r * 16 + j]) -
-                za * static_cast<std::uint32_t>(w.column_sums()[static_cast<std::size_t>(n)]);
-            if (w.has_zero_points()) {
-              const auto zw =
-                  static_cast<std::uint32_t>(w.zero_points()[static_cast<std::size_t>(n)]);
-              v = v - zw * static_cast<std::uint32_t>(a.rowsum[static_cast<std::size_t>(m0 + r)]) +
-                  static_cast<std::uint32_t>(K) * za * zw;
-            }
-            store_output(c, m0 + r, n, wrap(v), 0.0f);
-          }
-        }
-      } else {
-        std::int32_t iacc[MR * 16] = {};
-        float facc[MR * 16] = {};
-        const std::int64_t g8 = w.group_size() / 8;
-        for (std::int64_t g = 0; g < groups; ++g) {
-          call_kernel<Kernel, true>(rows, arow, a.ld, panel, g * g8, (g + 1) * g8, tile);
+  // Row blocks of mc rows whose prepared activations (mc x K bytes) stay in L2 while
+  // every panel of this thread streams past them: without it, all of A would be read
+  // once per 16-channel panel. 256 KiB is a quarter to an eighth of the L2 of the x86
+  // cores lowbit targets (1-2 MiB), leaving room for the panel and the output.
+  constexpr std::int64_t kL2Budget = 256 * 1024;
+  const std::int64_t mc =
+      std::max<std::int64_t>(MR, kL2Budget / std::max<std::int64_t>(a.ld, 1) / MR * MR);
+  for (std::int64_t mb = 0; mb < M; mb += mc)
+    for (std::int64_t p = p_begin; p < p_end; ++p) {
+      const std::uint8_t* panel = w.data() + p * w.panel_bytes();
+      const std::int64_t n0 = p * 16, nc = std::min<std::int64_t>(16, N - n0);
+      for (std::int64_t m0 = mb; m0 < std::min(M, mb + mc); m0 += MR) {
+        const int rows = static_cast<int>(std::min<std::int64_t>(MR, M - m0));
+        const std::uint8_t* arow = a.data.data() + m0 * a.ld;
+        if (!s4) {
+          call_kernel<Kernel, false>(rows, arow, a.ld, panel, 0, (K + 3) / 4, tile);
           for (int r = 0; r < rows; ++r) {
             for (std::int64_t j = 0; j < nc; ++j) {
-              const auto idx = static_cast<std::size_t>((n0 + j) * groups + g);
-              const std::int32_t v = wrap(static_cast<std::uint32_t>(tile[r * 16 + j]) -
-                                          za * static_cast<std::uint32_t>(w.column_sums()[idx]));
-              iacc[r * 16 + j] = wrap(static_cast<std::uint32_t>(iacc[r * 16 + j]) +
-                                      static_cast<std::uint32_t>(v));
-              facc[r * 16 + j] = facc[r * 16 + j] + static_cast<float>(v) * w.scales()[idx];
+              const std::int64_t n = n0 + j;
+              std::uint32_t v =
+                  static_cast<std::uint32_t>(tile[r * 16 + j]) -
+                  za * static_cast<std::uint32_t>(w.column_sums()[static_cast<std::size_t>(n)]);
+              if (w.has_zero_points()) {
+                const auto zw =
+                    static_cast<std::uint32_t>(w.zero_points()[static_cast<std::size_t>(n)]);
+                v = v -
+                    zw * static_cast<std::uint32_t>(a.rowsum[static_cast<std::size_t>(m0 + r)]) +
+                    static_cast<std::uint32_t>(K) * za * zw;
+              }
+              store_output(c, m0 + r, n, wrap(v), 0.0f);
             }
           }
+        } else {
+          std::int32_t iacc[MR * 16] = {};
+          float facc[MR * 16] = {};
+          const std::int64_t g8 = w.group_size() / 8;
+          for (std::int64_t g = 0; g < groups; ++g) {
+            call_kernel<Kernel, true>(rows, arow, a.ld, panel, g * g8, (g + 1) * g8, tile);
+            for (int r = 0; r < rows; ++r) {
+              for (std::int64_t j = 0; j < nc; ++j) {
+                const auto idx = static_cast<std::size_t>((n0 + j) * groups + g);
+                const std::int32_t v = wrap(static_cast<std::uint32_t>(tile[r * 16 + j]) -
+                                            za * static_cast<std::uint32_t>(w.column_sums()[idx]));
+                iacc[r * 16 + j] = wrap(static_cast<std::uint32_t>(iacc[r * 16 + j]) +
+                                        static_cast<std::uint32_t>(v));
+                facc[r * 16 + j] = facc[r * 16 + j] + static_cast<float>(v) * w.scales()[idx];
+              }
+            }
+          }
+          for (int r = 0; r < rows; ++r)
+            for (std::int64_t j = 0; j < nc; ++j)
+              store_output(c, m0 + r, n0 + j, iacc[r * 16 + j], facc[r * 16 + j]);
         }
-        for (int r = 0; r < rows; ++r)
-          for (std::int64_t j = 0; j < nc; ++j)
-            store_output(c, m0 + r, n0 + j, iacc[r * 16 + j], facc[r * 16 + j]);
       }
     }
-  }
 }
 
 template <class Kernel>
