@@ -132,8 +132,26 @@ struct weight_spec {
     quant_params p;
     if (clip == clipping::mse) {
       p = choose_qparams_mse(w, o, granularity);
-    } else if (granularity.is_per_group()) {
-      p = choose_qparams_mse(w, o, granularity, 1, 1.0f);  // one ratio, 1.0: plain min-max
+    } else if (granularity.is_per_group()) {  // plain min-max per group
+      const std::int64_t g = granularity.group_size;
+      if (g <= 0 || w.shape[1] % g != 0)
+        detail::fail("weight_spec: group_size ", g, " does not divide K = ", w.shape[1]);
+      const std::int64_t groups = w.shape[1] / g;
+      std::vector<float> mn(static_cast<std::size_t>(w.shape[0] * groups)), mx(mn.size());
+      for (std::int64_t r = 0; r < w.shape[0]; ++r)
+        for (std::int64_t q = 0; q < groups; ++q) {
+          float lo = 0.0f, hi = 0.0f;
+          for (std::int64_t c = q * g; c < (q + 1) * g; ++c) {
+            const float v = w.data[r * w.strides[0] + c * w.strides[1]];
+            if (!std::isfinite(v))
+              detail::fail("weight_spec: non-finite weight ", v, " at [", r, ", ", c, "]");
+            lo = std::min(lo, v);
+            hi = std::max(hi, v);
+          }
+          mn[static_cast<std::size_t>(r * groups + q)] = lo;
+          mx[static_cast<std::size_t>(r * groups + q)] = hi;
+        }
+      p = choose_qparams(span<const float>(mn), span<const float>(mx), o, granularity);
     } else {
       minmax_observer obs(granularity);
       obs.observe(w);

@@ -18,6 +18,8 @@
 #ifndef LOWBIT_DETAIL_THREADING_HPP_
 #define LOWBIT_DETAIL_THREADING_HPP_
 
+#include <atomic>
+#include <chrono>
 #include <condition_variable>
 #include <cstdint>
 #include <functional>
@@ -80,10 +82,16 @@ class thread_pool {
       job_ = &job;
       active_ = n;
       remaining_ = n - 1;
+      left_.store(n - 1, std::memory_order_relaxed);
       ++generation_;
+      published_.store(generation_, std::memory_order_release);
     }
     wake_.notify_all();
     job(0);
+    // The same short spin for the caller before it sleeps on done_.
+    const auto until = std::chrono::steady_clock::now() + std::chrono::microseconds(200);
+    while (left_.load(std::memory_order_acquire) != 0 && std::chrono::steady_clock::now() < until)
+      std::this_thread::yield();
     std::unique_lock<std::mutex> lock(mu_);
     done_.wait(lock, [&] { return remaining_ == 0; });
     job_ = nullptr;
@@ -97,6 +105,18 @@ class thread_pool {
     std::uint64_t seen = 0;
     std::unique_lock<std::mutex> lock(mu_);
     for (;;) {
+      // Spin briefly before parking: a condition-variable wake-up costs ~50 us on
+      // virtual machines, more than a small layer's GEMM; back-to-back calls (one
+      // per layer of a decode step) find the worker still spinning.
+      if (generation_ == seen) {
+        lock.unlock();
+        const auto until = std::chrono::steady_clock::now() + std::chrono::microseconds(200);
+        while (published_.load(std::memory_order_acquire) == seen &&
+               std::chrono::steady_clock::now() < until) {
+          std::this_thread::yield();
+        }
+        lock.lock();
+      }
       wake_.wait(lock, [&] { return generation_ != seen; });
       seen = generation_;
       if (id + 1 >= active_) continue;
@@ -104,6 +124,7 @@ class thread_pool {
       lock.unlock();
       (*job)(id + 1);
       lock.lock();
+      left_.fetch_sub(1, std::memory_order_release);
       if (--remaining_ == 0) done_.notify_one();
     }
   }
@@ -115,6 +136,9 @@ class thread_pool {
   const std::function<void(int)>* job_ = nullptr;
   int active_ = 0, remaining_ = 0;
   std::uint64_t generation_ = 0;
+  std::atomic<std::uint64_t> published_{0};
+  std::atomic<int> left_{
+      0};  // remaining_, readable without the mutex  // generation_, readable without the mutex
 };
 
 template <class F>
