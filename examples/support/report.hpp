@@ -116,7 +116,9 @@ inline bool reset_peak_rss() {
 /// A one-line progress bar on stderr (carriage-return updates), e.g. "epoch 2/5 [####   ] 61%".
 class progress {
  public:
-  progress(std::string label, long total) : label_(std::move(label)), total_(std::max(total, 1L)) { draw(0); }
+  progress(std::string label, long total) : label_(std::move(label)), total_(std::max(total, 1L)) {
+    draw(0);
+  }
   void update(long done, const std::string& note = "") {
     const int pct = static_cast<int>(100 * done / total_);
     if (pct == last_ && note == note_) return;
@@ -199,14 +201,16 @@ inline std::string svg_bar_chart(const std::string& title, const std::string& un
   if (mx <= 0) mx = 1;
   auto esc = [](std::string s) {
     std::string o;
-    for (char c : s) o += c == '<' ? "&lt;" : c == '>' ? "&gt;" : c == '&' ? "&amp;" : std::string(1, c);
+    for (char c : s)
+      o += c == '<' ? "&lt;" : c == '>' ? "&gt;" : c == '&' ? "&amp;" : std::string(1, c);
     return o;
   };
-  std::string s = "<svg xmlns=\"http://www.w3.org/2000/svg\" width=\"" + std::to_string(left + width + 120) +
-                  "\" height=\"" + std::to_string(height) +
+  std::string s = "<svg xmlns=\"http://www.w3.org/2000/svg\" width=\"" +
+                  std::to_string(left + width + 120) + "\" height=\"" + std::to_string(height) +
                   "\" font-family=\"sans-serif\" font-size=\"13\">\n"
                   "<rect width=\"100%\" height=\"100%\" fill=\"white\"/>\n"
-                  "<text x=\"10\" y=\"28\" font-size=\"17\" font-weight=\"bold\">" + esc(title) + "</text>\n";
+                  "<text x=\"10\" y=\"28\" font-size=\"17\" font-weight=\"bold\">" +
+                  esc(title) + "</text>\n";
   for (std::size_t i = 0; i < bars.size(); ++i) {
     const int y = top + static_cast<int>(i) * (bar_h + gap);
     const int w = static_cast<int>(width * bars[i].value / mx);
@@ -215,8 +219,9 @@ inline std::string svg_bar_chart(const std::string& title, const std::string& un
     s += "<rect x=\"" + std::to_string(left) + "\" y=\"" + std::to_string(y) + "\" width=\"" +
          std::to_string(std::max(w, 1)) + "\" height=\"" + std::to_string(bar_h) + "\" fill=\"" +
          bars[i].color + "\"/>\n";
-    s += "<text x=\"" + std::to_string(left + std::max(w, 1) + 6) + "\" y=\"" + std::to_string(y + 18) +
-         "\">" + esc(fmt("%.4g", bars[i].value) + " " + unit) + "</text>\n";
+    s += "<text x=\"" + std::to_string(left + std::max(w, 1) + 6) + "\" y=\"" +
+         std::to_string(y + 18) + "\">" + esc(fmt("%.4g", bars[i].value) + " " + unit) +
+         "</text>\n";
   }
   return s + "</svg>\n";
 }
