@@ -83,11 +83,15 @@
 // GCC 12 reports -W(maybe-)uninitialized inside its own AVX-512 intrinsics headers
 // (the _mm512_undefined_* pass-through operands; GCC PR105593) at -O1: silenced for
 // the kernels' regions only.
-#define LOWBIT_BEGIN_TARGET(str)                                                                   \
-  LOWBIT_PRAGMA(GCC push_options)                                                                  \
-  LOWBIT_PRAGMA(GCC target(str))                                                                   \
-  LOWBIT_PRAGMA(GCC diagnostic push) LOWBIT_PRAGMA(GCC diagnostic ignored "-Wmaybe-uninitialized") \
-      LOWBIT_PRAGMA(GCC diagnostic ignored "-Wuninitialized")
+// (clang-format 14 alternates between two layouts of this macro: layout fixed by hand)
+// clang-format off
+#define LOWBIT_BEGIN_TARGET(str)                                   \
+  LOWBIT_PRAGMA(GCC push_options)                                  \
+  LOWBIT_PRAGMA(GCC target(str))                                   \
+  LOWBIT_PRAGMA(GCC diagnostic push)                               \
+  LOWBIT_PRAGMA(GCC diagnostic ignored "-Wmaybe-uninitialized")    \
+  LOWBIT_PRAGMA(GCC diagnostic ignored "-Wuninitialized")
+// clang-format on
 #define LOWBIT_END_TARGET LOWBIT_PRAGMA(GCC diagnostic pop) LOWBIT_PRAGMA(GCC pop_options)
 #define LOWBIT_TARGET_ATTR(str) __attribute__((target(str)))
 #else
