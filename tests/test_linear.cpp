@@ -3,6 +3,8 @@
 // from the quantization scales; across ISAs; threads; the article's MLP; bad input.
 #include <catch2/catch.hpp>
 
+#include "support/random.hpp"
+
 #include <algorithm>
 #include <cmath>
 #include <random>
@@ -21,13 +23,7 @@ using lowbit::vectorf;
 
 namespace {
 
-matrixf randn(Eigen::Index r, Eigen::Index c, float sd, std::uint32_t seed) {
-  std::mt19937 g(seed);
-  std::normal_distribution<float> d(0.0f, sd);
-  matrixf m(r, c);
-  for (Eigen::Index i = 0; i < m.size(); ++i) m.data()[i] = d(g);
-  return m;
-}
+using lowbit_test::randn;
 
 vectorf bias_of(Eigen::Index n, std::uint32_t seed) {
   const matrixf b = randn(1, n, 0.1f, seed);

@@ -3,6 +3,8 @@
 // errors a broken or foreign file gives.
 #include <catch2/catch.hpp>
 
+#include "support/random.hpp"
+
 #include <filesystem>
 #include <random>
 
@@ -14,13 +16,7 @@ using lowbit::quantized_linear;
 
 namespace {
 
-matrixf randn(Eigen::Index r, Eigen::Index c, float sd, std::uint32_t seed) {
-  std::mt19937 g(seed);
-  std::normal_distribution<float> d(0.0f, sd);
-  matrixf m(r, c);
-  for (Eigen::Index i = 0; i < m.size(); ++i) m.data()[i] = d(g);
-  return m;
-}
+using lowbit_test::randn;
 
 std::string temp_path(const std::string& name) {
   return (std::filesystem::temp_directory_path() /

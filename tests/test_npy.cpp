@@ -2,6 +2,8 @@
 // Tests of lowbit/io/npy.hpp: round trips, numpy byte compatibility and hostile files.
 #include <catch2/catch.hpp>
 
+#include "support/temp_dir.hpp"
+
 #include <cmath>
 #include <cstdint>
 #include <cstdlib>
@@ -26,24 +28,8 @@ using lowbit::io::write_npy;
 
 namespace {
 
-/// A fresh directory under the system temp dir, removed with its content at scope exit.
-struct temp_dir {
-  fs::path path;
-  temp_dir() {
-    std::random_device rd;
-    const auto tag = std::to_string(rd()) + "_" + std::to_string(rd());
-    path = fs::temp_directory_path() / ("lowbit_test_npy_" + tag);
-    fs::create_directories(path);
-  }
-  ~temp_dir() {
-    std::error_code ec;
-    fs::remove_all(path, ec);
-  }
-  std::string file(const std::string& name) const { return (path / name).string(); }
-};
-
-const temp_dir& tmp() {
-  static const temp_dir d;
+const lowbit_test::temp_dir& tmp() {
+  static const lowbit_test::temp_dir d("lowbit_test_npy_");
   return d;
 }
 
