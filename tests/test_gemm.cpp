@@ -1163,6 +1163,9 @@ TEST_CASE("one packed_weights serves calls with M = 1, 7, 64 and is never modifi
       CHECK(a.scales() == b.scales());
       CHECK(a.zero_points() == b.zero_points());
       CHECK(a.column_sums() == b.column_sums());
+      if (a.format() == weight_format::s4)
+        CHECK(std::memcmp(a.panel_groups(0), b.panel_groups(0),
+                          idx(a.panels() * a.groups()) * sizeof(lowbit::packed_weights::panel_group)) == 0);
     }
   }
 }
@@ -1253,12 +1256,16 @@ TEST_CASE("packed layout, column sums, scales and zero points are as documented"
                       pw.data()[(c / 16) * pw.panel_bytes() + k8 * 64 + (c % 16) * 4 + j] == want;
         }
     CHECK(layout_ok);
-    for (std::int64_t n = 0; n < 20; ++n)
+    CHECK(pw.column_sums().empty());  // s4 keeps its sums per panel and group
+    for (std::int64_t n = 0; n < 32; ++n)  // 20 channels, padded to 2 panels of 16
       for (std::int64_t g = 0; g < 2; ++g) {
+        const auto& terms = pw.panel_groups(n / 16)[g];
         std::int32_t sum = 0;
-        for (std::int64_t k = 32 * g; k < 32 * (g + 1); ++k) sum += w4.at(n, k);
-        CHECK(pw.column_sums()[idx(n * 2 + g)] == sum);
-        CHECK(pw.scales()[idx(n * 2 + g)] == w4.scale(n, g));
+        if (n < 20)
+          for (std::int64_t k = 32 * g; k < 32 * (g + 1); ++k) sum += w4.at(n, k);
+        CHECK(terms.column_sums[n % 16] == sum);
+        CHECK(terms.scales[n % 16] == (n < 20 ? w4.scale(n, g) : 0.0f));
+        if (n < 20) CHECK(pw.scales()[idx(n * 2 + g)] == w4.scale(n, g));
       }
   }
 }

@@ -36,9 +36,13 @@
 //
 // Panels follow each other: panel p starts at p * K4 * 64 (s8) or p * K8 * 64 (s4).
 //
+// s4 keeps its per-group epilogue terms panel by panel (panel_groups(p)): for each
+// group, the 16 channels' column sums then their 16 scales, 128 bytes, so a kernel
+// folds a group with two aligned vector loads instead of a 16-way gather.
+//
 // What the epilogue needs is computed here too: per-channel scales (expanded to one
 // per channel, or per channel x group), zero points, and the column sums
-// colsum[n] = sum_k W[n][k] (per group for s4). The sums carry the zero-point algebra
+// colsum[n] = sum_k W[n][k] (per group for s4, kept in panel_groups()). The sums carry the zero-point algebra
 // (gemmlowp's offsets): with activations seen by the kernel as u8 values a' and
 // activation zero point za' in that domain (u8: a' = a, za' = za; s8: a' = a + 128,
 // za' = 128),
@@ -83,6 +87,12 @@ class packed_weights {
  public:
   static constexpr std::int64_t panel_width = 16;  ///< output channels per panel
   static constexpr std::int64_t row_bytes = 64;    ///< bytes per packed panel row
+
+  /// s4: one group's epilogue terms for the 16 channels of a panel (zero past N).
+  struct alignas(64) panel_group {
+    std::int32_t column_sums[16];
+    float scales[16];
+  };
 
   packed_weights() = default;
 
@@ -167,16 +177,19 @@ class packed_weights {
     p.scales_.assign(scales.begin(), scales.end());
     const std::int64_t k8 = k / 8;
     p.data_ = detail::aligned_buffer(static_cast<std::size_t>(p.panels() * k8 * row_bytes));
-    p.colsum_.assign(static_cast<std::size_t>(n * groups), 0);
+    p.panel_groups_.assign(static_cast<std::size_t>(p.panels() * groups), panel_group{});
     for (std::int64_t c = 0; c < n; ++c) {
       std::uint8_t* panel = p.data_.data() + (c / panel_width) * k8 * row_bytes;
+      panel_group* terms = p.panel_groups_.data() + (c / panel_width) * groups;
       const std::int64_t lane = c % panel_width;
+      for (std::int64_t g = 0; g < groups; ++g)
+        terms[g].scales[lane] = p.scales_[static_cast<std::size_t>(c * groups + g)];
       for (std::int64_t kk = 0; kk < k; ++kk) {
         const std::int64_t flat = c * k + kk;
         int v = (packed[flat / 2] >> ((flat % 2) * 4)) & 0x0F;
         const std::uint8_t nib = static_cast<std::uint8_t>(v);
         if (v >= 8) v -= 16;
-        p.colsum_[static_cast<std::size_t>(c * groups + kk / group_size)] += v;
+        terms[kk / group_size].column_sums[lane] += v;
         std::uint8_t& b = panel[(kk / 8) * row_bytes + lane * 4 + kk % 4];
         b = static_cast<std::uint8_t>((kk % 8) < 4 ? (b & 0xF0) | nib : (b & 0x0F) | (nib << 4));
       }
@@ -234,7 +247,13 @@ class packed_weights {
   /// Per channel (s8) or per channel x group (s4, row-major [n x groups]).
   const std::vector<float>& scales() const noexcept { return scales_; }
   const std::vector<std::int32_t>& zero_points() const noexcept { return zero_points_; }
+  /// s8: colsum[n] = sum_k W[n][k]. Empty for s4, whose sums are in panel_groups().
   const std::vector<std::int32_t>& column_sums() const noexcept { return colsum_; }
+  /// s4: the groups() epilogue blocks of panel p: column sums per group and the
+  /// scales() regrouped (see the file comment). Null for s8.
+  const panel_group* panel_groups(std::int64_t p) const noexcept {
+    return panel_groups_.empty() ? nullptr : panel_groups_.data() + p * groups();
+  }
 
   /// Weight value W[n][k] as stored (int8, or int4 in [-8, 7]): the inverse of packing.
   std::int32_t value(std::int64_t n, std::int64_t k) const noexcept {
@@ -289,7 +308,8 @@ class packed_weights {
   /// Everything this object owns: packed data plus epilogue vectors.
   std::size_t memory_bytes() const noexcept {
     return data_.size() + scales_.size() * sizeof(float) +
-           (zero_points_.size() + colsum_.size()) * sizeof(std::int32_t);
+           (zero_points_.size() + colsum_.size()) * sizeof(std::int32_t) +
+           panel_groups_.size() * sizeof(panel_group);
   }
 
  private:
@@ -320,6 +340,7 @@ class packed_weights {
   std::vector<float> scales_;
   std::vector<std::int32_t> zero_points_;
   std::vector<std::int32_t> colsum_;
+  std::vector<panel_group> panel_groups_;  ///< s4 only: [panel][group]
 };
 
 LOWBIT_END_NAMESPACE

@@ -20,6 +20,15 @@
 // once per MR x 16 tile: the driver itself is baseline code, so it never executes an
 // instruction the CPU lacks. All integer corrections use wrap-around uint32
 // arithmetic, exact because the final sum fits int32 (max_k()).
+//
+// Two kinds of kernel families:
+//   fused (AVX-512 VNNI): s8_tile / s4_tile run all of K (all groups) and the epilogue
+//       in registers, with the per-call terms resolved once into a tile_epilogue
+//       (detail/gemm_tile.hpp). The driver only walks tiles.
+//   unfused (AVX2, AVX-VNNI, portable): s8 / s4 write the raw int32 tile; the driver
+//       folds groups and applies the epilogue per element (store_output below).
+// Both compute the same values, operation for operation; tests compare every path
+// with lowbit::reference.
 #ifndef LOWBIT_DETAIL_GEMM_DRIVER_HPP_
 #define LOWBIT_DETAIL_GEMM_DRIVER_HPP_
 
@@ -27,6 +36,7 @@
 #include <cmath>
 #include <cstdint>
 #include <cstring>
+#include <type_traits>
 #include <vector>
 
 #include "lowbit/arch/avx2/gemm_kernel.hpp"
@@ -34,6 +44,7 @@
 #include "lowbit/arch/avx_vnni/gemm_kernel.hpp"
 #include "lowbit/arch/portable/gemm_kernel.hpp"
 #include "lowbit/detail/aligned_buffer.hpp"
+#include "lowbit/detail/gemm_tile.hpp"
 #include "lowbit/detail/macros.hpp"
 #include "lowbit/detail/rounding.hpp"
 #include "lowbit/detail/threading.hpp"
@@ -263,16 +274,17 @@ inline void run_panels(const gemm_call& c, const prepared_activations& a, std::i
           std::int32_t iacc[MR * 16] = {};
           float facc[MR * 16] = {};
           const std::int64_t g8 = w.group_size() / 8;
+          const packed_weights::panel_group* terms = w.panel_groups(p);
           for (std::int64_t g = 0; g < groups; ++g) {
             call_kernel<Kernel, true>(rows, arow, a.ld, panel, g * g8, (g + 1) * g8, tile);
             for (int r = 0; r < rows; ++r) {
               for (std::int64_t j = 0; j < nc; ++j) {
-                const auto idx = static_cast<std::size_t>((n0 + j) * groups + g);
-                const std::int32_t v = wrap(static_cast<std::uint32_t>(tile[r * 16 + j]) -
-                                            za * static_cast<std::uint32_t>(w.column_sums()[idx]));
+                const std::int32_t v =
+                    wrap(static_cast<std::uint32_t>(tile[r * 16 + j]) -
+                         za * static_cast<std::uint32_t>(terms[g].column_sums[j]));
                 iacc[r * 16 + j] = wrap(static_cast<std::uint32_t>(iacc[r * 16 + j]) +
                                         static_cast<std::uint32_t>(v));
-                facc[r * 16 + j] = facc[r * 16 + j] + static_cast<float>(v) * w.scales()[idx];
+                facc[r * 16 + j] = facc[r * 16 + j] + static_cast<float>(v) * terms[g].scales[j];
               }
             }
           }
@@ -284,13 +296,107 @@ inline void run_panels(const gemm_call& c, const prepared_activations& a, std::i
     }
 }
 
+/// The per-call terms of a fused kernel's epilogue (detail/gemm_tile.hpp).
+inline tile_epilogue make_tile_epilogue(const gemm_call& c, const prepared_activations& a) {
+  const packed_weights& w = *c.w;
+  const epilogue& e = *c.e;
+  tile_epilogue t;
+  t.n = w.n();
+  t.za = c.za;
+  t.kza = wrap(static_cast<std::uint32_t>(w.k()) * static_cast<std::uint32_t>(c.za));
+  if (w.format() == weight_format::s8) {
+    t.colsum = w.column_sums().data();
+    if (w.has_zero_points()) {
+      t.zw = w.zero_points().data();
+      t.rowsum = a.rowsum.data();
+    }
+    t.sw = w.scales().data();
+  }
+  t.y = c.y.data;
+  t.ldy = c.y.ld;
+  switch (e.type) {
+    case epilogue::kind::int32:
+      t.type = tile_epilogue::kind::int32;
+      break;
+    case epilogue::kind::f32:
+      t.type = tile_epilogue::kind::f32;
+      t.sx = c.x->scales.data();
+      t.sx_per_row = c.x->scales.size() != 1;
+      t.bias = e.bias.empty() ? nullptr : e.bias.data();
+      t.lo = e.lo;
+      t.hi = e.hi;
+      break;
+    case epilogue::kind::requantize:
+      t.type = tile_epilogue::kind::requantize;
+      t.mult = c.mult.data();
+      t.bias_q = e.bias.empty() ? nullptr : c.bias_q.data();
+      t.zy = e.out_zero_point;
+      t.lo_q = c.lo_q;
+      t.hi_q = c.hi_q;
+      break;
+  }
+  return t;
+}
+
+template <class K, class = void>
+struct is_fused : std::false_type {};
+template <class K>
+struct is_fused<K, std::void_t<decltype(K::fused)>> : std::bool_constant<K::fused> {};
+
+/// Calls Kernel::s8_tile<R> / s4_tile<R, IntOut> for a runtime 1 <= rows <= Kernel::mr.
+template <class Kernel, int R = Kernel::mr>
+inline void call_fused(int rows, const packed_weights& w, std::int64_t p,
+                       const std::uint8_t* a, std::int64_t lda, const tile_epilogue& t,
+                       std::int64_t m0) noexcept {
+  if constexpr (R >= 1) {
+    if (rows == R) {
+      const std::uint8_t* panel = w.data() + p * w.panel_bytes();
+      if (w.format() == weight_format::s8) {
+        Kernel::template s8_tile<R>(a, lda, panel, (w.k() + 3) / 4, t, m0, p * 16);
+      } else if (t.type == tile_epilogue::kind::int32) {
+        Kernel::template s4_tile<R, true>(a, lda, panel, w.groups(), w.group_size() / 8,
+                                          w.panel_groups(p), t, m0, p * 16);
+      } else {
+        Kernel::template s4_tile<R, false>(a, lda, panel, w.groups(), w.group_size() / 8,
+                                           w.panel_groups(p), t, m0, p * 16);
+      }
+      return;
+    }
+    call_fused<Kernel, R - 1>(rows, w, p, a, lda, t, m0);
+  }
+}
+
+/// The fused loop nest: the same blocking as run_panels, the epilogue in the kernel.
+template <class Kernel>
+inline void run_fused_panels(const gemm_call& c, const prepared_activations& a,
+                             const tile_epilogue& t, std::int64_t p_begin, std::int64_t p_end) {
+  constexpr int MR = Kernel::mr;
+  const std::int64_t M = c.x->m;
+  constexpr std::int64_t kL2Budget = 256 * 1024;  // see run_panels
+  const std::int64_t mc =
+      std::max<std::int64_t>(MR, kL2Budget / std::max<std::int64_t>(a.ld, 1) / MR * MR);
+  for (std::int64_t mb = 0; mb < M; mb += mc)
+    for (std::int64_t p = p_begin; p < p_end; ++p)
+      for (std::int64_t m0 = mb; m0 < std::min(M, mb + mc); m0 += MR) {
+        const int rows = static_cast<int>(std::min<std::int64_t>(MR, M - m0));
+        call_fused<Kernel>(rows, *c.w, p, a.data.data() + m0 * a.ld, a.ld, t, m0);
+      }
+}
+
 template <class Kernel>
 inline void run_with(const gemm_call& c) {
   const packed_weights& w = *c.w;
   const std::int64_t kp = w.format() == weight_format::s8 ? (w.k() + 3) / 4 * 4 : w.k();
   const prepared_activations a = prepare_activations(*c.x, kp, w.has_zero_points());
-  parallel_for(w.panels(), c.threads,
-               [&](std::int64_t b, std::int64_t e) { run_panels<Kernel>(c, a, b, e); });
+  if constexpr (is_fused<Kernel>::value) {
+    const tile_epilogue t = make_tile_epilogue(c, a);
+    parallel_for(w.panels(), c.threads, [&](std::int64_t b, std::int64_t e) {
+      run_fused_panels<Kernel>(c, a, t, b, e);
+    });
+  } else {
+    parallel_for(w.panels(), c.threads,
+                 [&](std::int64_t b, std::int64_t e) { run_panels<Kernel>(c, a, b, e); });
+  }
 }
 
 /// The kernel family of an ISA level: the only place that branches on the ISA.

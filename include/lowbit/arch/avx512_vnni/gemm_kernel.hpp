@@ -1,22 +1,36 @@
 // SPDX-License-Identifier: Apache-2.0
-// arch/avx512_vnni/gemm_kernel.hpp: zmm vpdpbusd microkernels, MR rows x 16 channels.
+// arch/avx512_vnni/gemm_kernel.hpp: zmm vpdpbusd microkernels, MR rows x 16 channels,
+// with the epilogue fused: a tile leaves the registers as finished output values.
 //
-// Register map (s8, MR = 8):
+// Register map (s8, MR = 8, one accumulator set):
 //
 //   zmm0..zmm7    acc[r]: int32 lanes = channels n0 .. n0+15 of row r
 //   zmm8          w: one packed row, 16 channels x 4 K bytes (s8)
-//   zmm9          a: a[r][4k4 .. 4k4+3] broadcast to all 16 lanes (vpbroadcastd)
+//   zmm9          a: a[r][4k4 .. 4k4+3] broadcast to all 16 lanes (vpbroadcastd m32)
 //
 //   per k4:  w = load(b + 64 k4);  for r: acc[r] = vpdpbusd(acc[r], bcast(a[r]), w)
+//
+// Latency: one vpdpbusd chain per accumulator, so fewer than ~6 rows (decode, M = 1..5)
+// would wait on the previous vpdpbusd instead of issuing one per cycle. Small tiles
+// therefore keep S accumulator SETS (S = 4 for 1-2 rows, 2 for 3-5, 1 for 6-8): set s
+// takes k4 = s, s + S, ...; the sets are added at the end (integers: exact).
 //
 // vpdpbusd multiplies u8 (activations) by s8 (weights) and adds the four products of
 // each lane to its int32 exactly: no int16 intermediate, no saturation (vpdpbusds is
 // the saturating one, not used). s4: one 64-byte load gives two s8 rows, the low and
-// high nibbles, sign-extended with (v ^ 8) - 8 in bytes.
+// high nibbles, sign-extended with (v ^ 8) - 8 in bytes; each group's sums are folded
+// in registers with the panel_group terms (two aligned loads per group).
+//
+// The epilogue (detail/gemm_tile.hpp has the math) runs on the accumulators. Its float
+// multiplies and adds use the _round_ intrinsics with _MM_FROUND_CUR_DIRECTION: the
+// same vmulps/vaddps, but compilers cannot contract them into an FMA, which would
+// round once instead of twice and break bit-exactness with the reference.
 #ifndef LOWBIT_ARCH_AVX512_VNNI_GEMM_KERNEL_HPP_
 #define LOWBIT_ARCH_AVX512_VNNI_GEMM_KERNEL_HPP_
 
+#include "lowbit/detail/gemm_tile.hpp"
 #include "lowbit/detail/macros.hpp"
+#include "lowbit/packed_weights.hpp"
 
 #if LOWBIT_HAVE_X86_DISPATCH
 #include <immintrin.h>
@@ -35,40 +49,198 @@ inline __m512i bcast4(const std::uint8_t* p) noexcept {
   return _mm512_set1_epi32(v);
 }
 
+inline __m512 fmul(__m512 a, __m512 b) noexcept {
+  return _mm512_mul_round_ps(a, b, _MM_FROUND_CUR_DIRECTION);
+}
+inline __m512 fadd(__m512 a, __m512 b) noexcept {
+  return _mm512_add_round_ps(a, b, _MM_FROUND_CUR_DIRECTION);
+}
+/// `v < lo ? lo : (v > hi ? hi : v)`: vmaxps/vminps return their SECOND operand on
+/// ties (+0 vs -0) and NaN, so the bound goes first.
+inline __m512 fclamp(__m512 v, __m512 lo, __m512 hi) noexcept {
+  return _mm512_min_ps(hi, _mm512_max_ps(lo, v));
+}
+
+/// Lanes n0 .. min(n0 + 16, n) - 1.
+inline __mmask16 lane_mask(std::int64_t n0, std::int64_t n) noexcept {
+  const std::int64_t left = n - n0;
+  return left >= 16 ? static_cast<__mmask16>(0xFFFF)
+                    : static_cast<__mmask16>((1u << static_cast<unsigned>(left)) - 1u);
+}
+
+/// Accumulator sets for MR rows (see the file comment).
+template <int MR>
+constexpr int accumulator_sets() noexcept {
+  return MR >= 6 ? 1 : MR >= 3 ? 2 : 4;
+}
+
 struct gemm_kernels {
   static constexpr int mr = 8;
+  static constexpr bool fused = true;  ///< s8_tile / s4_tile finish the output
 
+  /// P = a'[MR x 4 k4n] * panel, then the s8 epilogue for rows m0.., channels n0..
   template <int MR>
-  static void s8(const std::uint8_t* a, std::int64_t lda, const std::uint8_t* b, std::int64_t kb,
-                 std::int64_t ke, std::int32_t* c) noexcept {
-    __m512i acc[MR];
-    for (int r = 0; r < MR; ++r) acc[r] = _mm512_setzero_si512();
-    for (std::int64_t k4 = kb; k4 < ke; ++k4) {
+  static void s8_tile(const std::uint8_t* a, std::int64_t lda, const std::uint8_t* b,
+                      std::int64_t k4n, const detail::tile_epilogue& e, std::int64_t m0,
+                      std::int64_t n0) noexcept {
+    constexpr int S = accumulator_sets<MR>();
+    __m512i acc[S][MR];
+    for (int s = 0; s < S; ++s)
+      for (int r = 0; r < MR; ++r) acc[s][r] = _mm512_setzero_si512();
+    std::int64_t k4 = 0;
+    for (; k4 + S <= k4n; k4 += S)
+      for (int s = 0; s < S; ++s) {
+        const __m512i w = _mm512_load_si512(b + (k4 + s) * 64);
+        for (int r = 0; r < MR; ++r)
+          acc[s][r] = _mm512_dpbusd_epi32(acc[s][r], bcast4(a + r * lda + 4 * (k4 + s)), w);
+      }
+    for (; k4 < k4n; ++k4) {
       const __m512i w = _mm512_load_si512(b + k4 * 64);
       for (int r = 0; r < MR; ++r)
-        acc[r] = _mm512_dpbusd_epi32(acc[r], bcast4(a + r * lda + 4 * k4), w);
+        acc[0][r] = _mm512_dpbusd_epi32(acc[0][r], bcast4(a + r * lda + 4 * k4), w);
     }
-    for (int r = 0; r < MR; ++r) _mm512_storeu_si512(c + r * 16, acc[r]);
+    for (int s = 1; s < S; ++s)
+      for (int r = 0; r < MR; ++r) acc[0][r] = _mm512_add_epi32(acc[0][r], acc[s][r]);
+    finish_s8<MR>(acc[0], e, m0, n0);
   }
 
-  template <int MR>
-  static void s4(const std::uint8_t* a, std::int64_t lda, const std::uint8_t* b, std::int64_t kb,
-                 std::int64_t ke, std::int32_t* c) noexcept {
+  /// s4: all groups of the panel, folded per group; IntOut selects the int32 sum
+  /// (int32 epilogue) or the float sum (f32 epilogue).
+  template <int MR, bool IntOut>
+  static void s4_tile(const std::uint8_t* a, std::int64_t lda, const std::uint8_t* b,
+                      std::int64_t groups, std::int64_t g8, const packed_weights::panel_group* pg,
+                      const detail::tile_epilogue& e, std::int64_t m0, std::int64_t n0) noexcept {
+    // Sets: S = 1 lo and hi share acc[0]; S = 2 lo -> 0, hi -> 1; S = 4 also alternates
+    // k8 (g8 is a multiple of 4, group sizes being multiples of 32).
+    constexpr int S = accumulator_sets<MR>();
+    constexpr int U = S == 4 ? 2 : 1;  // k8 steps per iteration
     const __m512i nib = _mm512_set1_epi8(0x0F), eight = _mm512_set1_epi8(8);
-    __m512i acc[MR];
-    for (int r = 0; r < MR; ++r) acc[r] = _mm512_setzero_si512();
-    for (std::int64_t k8 = kb; k8 < ke; ++k8) {
-      const __m512i v = _mm512_load_si512(b + k8 * 64);
-      const __m512i lo = _mm512_sub_epi8(_mm512_xor_si512(_mm512_and_si512(v, nib), eight), eight);
-      const __m512i hi = _mm512_sub_epi8(
-          _mm512_xor_si512(_mm512_and_si512(_mm512_srli_epi16(v, 4), nib), eight), eight);
+    const __m512i za = _mm512_set1_epi32(e.za);
+    __m512i tot[MR];
+    __m512 ftot[MR];
+    for (int r = 0; r < MR; ++r) {
+      tot[r] = _mm512_setzero_si512();
+      ftot[r] = _mm512_setzero_ps();
+    }
+    for (std::int64_t g = 0; g < groups; ++g) {
+      __m512i acc[S][MR];
+      for (int s = 0; s < S; ++s)
+        for (int r = 0; r < MR; ++r) acc[s][r] = _mm512_setzero_si512();
+      for (std::int64_t k8 = g * g8; k8 < (g + 1) * g8; k8 += U)
+        for (int u = 0; u < U; ++u) {
+          const __m512i v = _mm512_load_si512(b + (k8 + u) * 64);
+          const __m512i lo =
+              _mm512_sub_epi8(_mm512_xor_si512(_mm512_and_si512(v, nib), eight), eight);
+          const __m512i hi = _mm512_sub_epi8(
+              _mm512_xor_si512(_mm512_and_si512(_mm512_srli_epi16(v, 4), nib), eight), eight);
+          const int s_lo = (2 * u) % S, s_hi = (2 * u + 1) % S;
+          for (int r = 0; r < MR; ++r) {
+            const std::uint8_t* ar = a + r * lda + 8 * (k8 + u);
+            acc[s_lo][r] = _mm512_dpbusd_epi32(acc[s_lo][r], bcast4(ar), lo);
+            acc[s_hi][r] = _mm512_dpbusd_epi32(acc[s_hi][r], bcast4(ar + 4), hi);
+          }
+        }
+      const __m512i zc = _mm512_mullo_epi32(
+          za, _mm512_load_si512(static_cast<const void*>(pg[g].column_sums)));
+      const __m512 sw = _mm512_load_ps(pg[g].scales);
       for (int r = 0; r < MR; ++r) {
-        const std::uint8_t* ar = a + r * lda + 8 * k8;
-        acc[r] = _mm512_dpbusd_epi32(acc[r], bcast4(ar), lo);
-        acc[r] = _mm512_dpbusd_epi32(acc[r], bcast4(ar + 4), hi);
+        __m512i v = acc[0][r];
+        for (int s = 1; s < S; ++s) v = _mm512_add_epi32(v, acc[s][r]);
+        v = _mm512_sub_epi32(v, zc);
+        if constexpr (IntOut) {
+          tot[r] = _mm512_add_epi32(tot[r], v);
+        } else {
+          ftot[r] = fadd(ftot[r], fmul(_mm512_cvtepi32_ps(v), sw));
+        }
       }
     }
-    for (int r = 0; r < MR; ++r) _mm512_storeu_si512(c + r * 16, acc[r]);
+    const __mmask16 mask = lane_mask(n0, e.n);
+    if constexpr (IntOut) {
+      auto* y = static_cast<std::int32_t*>(e.y);
+      for (int r = 0; r < MR; ++r) _mm512_mask_storeu_epi32(y + (m0 + r) * e.ldy + n0, mask, tot[r]);
+    } else {
+      auto* y = static_cast<float*>(e.y);
+      const __m512 bias =
+          e.bias ? _mm512_maskz_loadu_ps(mask, e.bias + n0) : _mm512_setzero_ps();
+      const __m512 lo = _mm512_set1_ps(e.lo), hi = _mm512_set1_ps(e.hi);
+      for (int r = 0; r < MR; ++r) {
+        __m512 f = fmul(ftot[r], _mm512_set1_ps(e.sx_per_row ? e.sx[m0 + r] : e.sx[0]));
+        if (e.bias) f = fadd(f, bias);
+        _mm512_mask_storeu_ps(y + (m0 + r) * e.ldy + n0, mask, fclamp(f, lo, hi));
+      }
+    }
+  }
+
+ private:
+  /// The s8 epilogue of detail/gemm_tile.hpp on MR accumulators.
+  template <int MR>
+  static void finish_s8(__m512i* acc, const detail::tile_epilogue& e, std::int64_t m0,
+                        std::int64_t n0) noexcept {
+    const __mmask16 mask = lane_mask(n0, e.n);
+    const __m512i zc =
+        _mm512_mullo_epi32(_mm512_set1_epi32(e.za), _mm512_maskz_loadu_epi32(mask, e.colsum + n0));
+    if (e.zw) {
+      const __m512i zw = _mm512_maskz_loadu_epi32(mask, e.zw + n0);
+      const __m512i kzw = _mm512_mullo_epi32(_mm512_set1_epi32(e.kza), zw);
+      for (int r = 0; r < MR; ++r)
+        acc[r] = _mm512_add_epi32(
+            _mm512_sub_epi32(_mm512_sub_epi32(acc[r], zc),
+                             _mm512_mullo_epi32(zw, _mm512_set1_epi32(e.rowsum[m0 + r]))),
+            kzw);
+    } else {
+      for (int r = 0; r < MR; ++r) acc[r] = _mm512_sub_epi32(acc[r], zc);
+    }
+    switch (e.type) {
+      case detail::tile_epilogue::kind::int32: {
+        auto* y = static_cast<std::int32_t*>(e.y);
+        for (int r = 0; r < MR; ++r)
+          _mm512_mask_storeu_epi32(y + (m0 + r) * e.ldy + n0, mask, acc[r]);
+        return;
+      }
+      case detail::tile_epilogue::kind::f32: {
+        auto* y = static_cast<float*>(e.y);
+        const __m512 sw = _mm512_maskz_loadu_ps(mask, e.sw + n0);
+        const __m512 bias =
+            e.bias ? _mm512_maskz_loadu_ps(mask, e.bias + n0) : _mm512_setzero_ps();
+        const __m512 lo = _mm512_set1_ps(e.lo), hi = _mm512_set1_ps(e.hi);
+        for (int r = 0; r < MR; ++r) {
+          const __m512 s = fmul(_mm512_set1_ps(e.sx_per_row ? e.sx[m0 + r] : e.sx[0]), sw);
+          __m512 f = fmul(_mm512_cvtepi32_ps(acc[r]), s);
+          if (e.bias) f = fadd(f, bias);
+          _mm512_mask_storeu_ps(y + (m0 + r) * e.ldy + n0, mask, fclamp(f, lo, hi));
+        }
+        return;
+      }
+      case detail::tile_epilogue::kind::requantize: {
+        auto* y = static_cast<std::uint8_t*>(e.y);
+        const __m512 mult = _mm512_maskz_loadu_ps(mask, e.mult + n0);
+        const __m512 zy = _mm512_set1_ps(static_cast<float>(e.zy));
+        const __m512 lo = _mm512_set1_ps(static_cast<float>(e.lo_q));
+        const __m512 hi = _mm512_set1_ps(static_cast<float>(e.hi_q));
+        __m512i bq_lo = _mm512_setzero_si512(), bq_hi = _mm512_setzero_si512();
+        if (e.bias_q) {
+          const __m512i bq = _mm512_maskz_loadu_epi32(mask, e.bias_q + n0);
+          bq_lo = _mm512_cvtepi32_epi64(_mm512_castsi512_si256(bq));
+          bq_hi = _mm512_cvtepi32_epi64(_mm512_extracti64x4_epi64(bq, 1));
+        }
+        for (int r = 0; r < MR; ++r) {
+          __m512 f;
+          if (e.bias_q) {  // int64(v) + bias_q, rounded once to float
+            const __m256 l = _mm512_cvtepi64_ps(
+                _mm512_add_epi64(_mm512_cvtepi32_epi64(_mm512_castsi512_si256(acc[r])), bq_lo));
+            const __m256 h = _mm512_cvtepi64_ps(_mm512_add_epi64(
+                _mm512_cvtepi32_epi64(_mm512_extracti64x4_epi64(acc[r], 1)), bq_hi));
+            f = _mm512_insertf32x8(_mm512_castps256_ps512(l), h, 1);
+          } else {
+            f = _mm512_cvtepi32_ps(acc[r]);
+          }
+          f = _mm512_roundscale_ps(fmul(f, mult), _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
+          const __m512i q = _mm512_cvttps_epi32(fclamp(fadd(zy, f), lo, hi));
+          _mm512_mask_cvtepi32_storeu_epi8(y + (m0 + r) * e.ldy + n0, mask, q);
+        }
+        return;
+      }
+    }
   }
 };
 
