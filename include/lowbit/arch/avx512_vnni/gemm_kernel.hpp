@@ -49,6 +49,17 @@ inline __m512i bcast4(const std::uint8_t* p) noexcept {
   return _mm512_set1_epi32(v);
 }
 
+/// acc += dot4(a_u8, w_s8) per lane. Inline asm with a tied "+v" operand: with the
+/// intrinsic, GCC 12 allocates the loop-carried accumulator and the instruction's
+/// destination to different registers and adds two zmm copies per vpdpbusd.
+LOWBIT_ALWAYS_INLINE void dpbusd(__m512i& acc, __m512i a, __m512i w) noexcept {
+#if defined(__GNUC__)
+  __asm__("vpdpbusd {%2, %1, %0|%0, %1, %2}" : "+v"(acc) : "v"(a), "v"(w));
+#else
+  acc = _mm512_dpbusd_epi32(acc, a, w);
+#endif
+}
+
 inline __m512 fmul(__m512 a, __m512 b) noexcept {
   return _mm512_mul_round_ps(a, b, _MM_FROUND_CUR_DIRECTION);
 }
@@ -74,6 +85,90 @@ constexpr int accumulator_sets() noexcept {
   return MR >= 6 ? 1 : MR >= 3 ? 2 : 4;
 }
 
+/// The s8 epilogue of detail/gemm_tile.hpp for the 16 channels n0.., one row at a
+/// time: the per-channel terms are loaded once per tile, each row costs a few ops.
+/// Rows are passed by value so the accumulators never need an address (GCC keeps
+/// an array whose address escapes in memory and copies it every iteration).
+class s8_finisher {
+ public:
+  s8_finisher(const detail::tile_epilogue& e, std::int64_t n0) noexcept
+      : e_(e), n0_(n0), mask_(lane_mask(n0, e.n)) {
+    zc_ = _mm512_mullo_epi32(_mm512_set1_epi32(e.za),
+                             _mm512_maskz_loadu_epi32(mask_, e.colsum + n0));
+    if (e.zw) {
+      zw_ = _mm512_maskz_loadu_epi32(mask_, e.zw + n0);
+      kzw_ = _mm512_mullo_epi32(_mm512_set1_epi32(e.kza), zw_);
+    }
+    switch (e.type) {
+      case detail::tile_epilogue::kind::int32:
+        break;
+      case detail::tile_epilogue::kind::f32:
+        s_ = _mm512_maskz_loadu_ps(mask_, e.sw + n0);
+        if (e.bias) bias_ = _mm512_maskz_loadu_ps(mask_, e.bias + n0);
+        lo_ = _mm512_set1_ps(e.lo);
+        hi_ = _mm512_set1_ps(e.hi);
+        break;
+      case detail::tile_epilogue::kind::requantize:
+        s_ = _mm512_maskz_loadu_ps(mask_, e.mult + n0);
+        zy_ = _mm512_set1_ps(static_cast<float>(e.zy));
+        lo_ = _mm512_set1_ps(static_cast<float>(e.lo_q));
+        hi_ = _mm512_set1_ps(static_cast<float>(e.hi_q));
+        if (e.bias_q) {
+          const __m512i bq = _mm512_maskz_loadu_epi32(mask_, e.bias_q + n0);
+          bq_lo_ = _mm512_cvtepi32_epi64(_mm512_castsi512_si256(bq));
+          bq_hi_ = _mm512_cvtepi32_epi64(_mm512_extracti64x4_epi64(bq, 1));
+        }
+        break;
+    }
+  }
+
+  /// Finishes row m from its raw products P (16 int32 lanes) and stores it.
+  void store(std::int64_t m, __m512i p) const noexcept {
+    __m512i v = _mm512_sub_epi32(p, zc_);
+    if (e_.zw)
+      v = _mm512_add_epi32(
+          _mm512_sub_epi32(v, _mm512_mullo_epi32(zw_, _mm512_set1_epi32(e_.rowsum[m]))), kzw_);
+    const std::int64_t at = m * e_.ldy + n0_;
+    switch (e_.type) {
+      case detail::tile_epilogue::kind::int32:
+        _mm512_mask_storeu_epi32(static_cast<std::int32_t*>(e_.y) + at, mask_, v);
+        return;
+      case detail::tile_epilogue::kind::f32: {
+        const __m512 s = fmul(_mm512_set1_ps(e_.sx_per_row ? e_.sx[m] : e_.sx[0]), s_);
+        __m512 f = fmul(_mm512_cvtepi32_ps(v), s);
+        if (e_.bias) f = fadd(f, bias_);
+        _mm512_mask_storeu_ps(static_cast<float*>(e_.y) + at, mask_, fclamp(f, lo_, hi_));
+        return;
+      }
+      case detail::tile_epilogue::kind::requantize: {
+        __m512 f;
+        if (e_.bias_q) {  // int64(v) + bias_q, rounded once to float
+          const __m256 l = _mm512_cvtepi64_ps(
+              _mm512_add_epi64(_mm512_cvtepi32_epi64(_mm512_castsi512_si256(v)), bq_lo_));
+          const __m256 h = _mm512_cvtepi64_ps(
+              _mm512_add_epi64(_mm512_cvtepi32_epi64(_mm512_extracti64x4_epi64(v, 1)), bq_hi_));
+          f = _mm512_insertf32x8(_mm512_castps256_ps512(l), h, 1);
+        } else {
+          f = _mm512_cvtepi32_ps(v);
+        }
+        f = _mm512_roundscale_ps(fmul(f, s_), _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
+        const __m512i q = _mm512_cvttps_epi32(fclamp(fadd(zy_, f), lo_, hi_));
+        _mm512_mask_cvtepi32_storeu_epi8(static_cast<std::uint8_t*>(e_.y) + at, mask_, q);
+        return;
+      }
+    }
+  }
+
+ private:
+  const detail::tile_epilogue& e_;
+  std::int64_t n0_;
+  __mmask16 mask_;
+  __m512i zc_, zw_ = _mm512_setzero_si512(), kzw_ = _mm512_setzero_si512();
+  __m512i bq_lo_ = _mm512_setzero_si512(), bq_hi_ = _mm512_setzero_si512();
+  __m512 s_ = _mm512_setzero_ps(), bias_ = _mm512_setzero_ps(), lo_ = _mm512_setzero_ps(),
+         hi_ = _mm512_setzero_ps(), zy_ = _mm512_setzero_ps();
+};
+
 struct gemm_kernels {
   static constexpr int mr = 8;
   static constexpr bool fused = true;  ///< s8_tile / s4_tile finish the output
@@ -85,23 +180,35 @@ struct gemm_kernels {
                       std::int64_t n0) noexcept {
     constexpr int S = accumulator_sets<MR>();
     __m512i acc[S][MR];
+    LOWBIT_UNROLL
     for (int s = 0; s < S; ++s)
+      LOWBIT_UNROLL
       for (int r = 0; r < MR; ++r) acc[s][r] = _mm512_setzero_si512();
     std::int64_t k4 = 0;
     for (; k4 + S <= k4n; k4 += S)
+      LOWBIT_UNROLL
       for (int s = 0; s < S; ++s) {
         const __m512i w = _mm512_load_si512(b + (k4 + s) * 64);
+        LOWBIT_UNROLL
         for (int r = 0; r < MR; ++r)
-          acc[s][r] = _mm512_dpbusd_epi32(acc[s][r], bcast4(a + r * lda + 4 * (k4 + s)), w);
+          dpbusd(acc[s][r], bcast4(a + r * lda + 4 * (k4 + s)), w);
       }
-    for (; k4 < k4n; ++k4) {
-      const __m512i w = _mm512_load_si512(b + k4 * 64);
-      for (int r = 0; r < MR; ++r)
-        acc[0][r] = _mm512_dpbusd_epi32(acc[0][r], bcast4(a + r * lda + 4 * k4), w);
+    if constexpr (S > 1) {  // (S == 1: the loop above ran every k4)
+      for (; k4 < k4n; ++k4) {
+        const __m512i w = _mm512_load_si512(b + k4 * 64);
+        LOWBIT_UNROLL
+        for (int r = 0; r < MR; ++r)
+          dpbusd(acc[0][r], bcast4(a + r * lda + 4 * k4), w);
+      }
     }
-    for (int s = 1; s < S; ++s)
-      for (int r = 0; r < MR; ++r) acc[0][r] = _mm512_add_epi32(acc[0][r], acc[s][r]);
-    finish_s8<MR>(acc[0], e, m0, n0);
+    const s8_finisher fin(e, n0);
+    LOWBIT_UNROLL
+    for (int r = 0; r < MR; ++r) {
+      __m512i v = acc[0][r];
+      LOWBIT_UNROLL
+      for (int s = 1; s < S; ++s) v = _mm512_add_epi32(v, acc[s][r]);
+      fin.store(m0 + r, v);
+    }
   }
 
   /// s4: all groups of the panel, folded per group; IntOut selects the int32 sum
@@ -118,15 +225,19 @@ struct gemm_kernels {
     const __m512i za = _mm512_set1_epi32(e.za);
     __m512i tot[MR];
     __m512 ftot[MR];
+    LOWBIT_UNROLL
     for (int r = 0; r < MR; ++r) {
       tot[r] = _mm512_setzero_si512();
       ftot[r] = _mm512_setzero_ps();
     }
     for (std::int64_t g = 0; g < groups; ++g) {
       __m512i acc[S][MR];
+      LOWBIT_UNROLL
       for (int s = 0; s < S; ++s)
+        LOWBIT_UNROLL
         for (int r = 0; r < MR; ++r) acc[s][r] = _mm512_setzero_si512();
       for (std::int64_t k8 = g * g8; k8 < (g + 1) * g8; k8 += U)
+        LOWBIT_UNROLL
         for (int u = 0; u < U; ++u) {
           const __m512i v = _mm512_load_si512(b + (k8 + u) * 64);
           const __m512i lo =
@@ -134,17 +245,20 @@ struct gemm_kernels {
           const __m512i hi = _mm512_sub_epi8(
               _mm512_xor_si512(_mm512_and_si512(_mm512_srli_epi16(v, 4), nib), eight), eight);
           const int s_lo = (2 * u) % S, s_hi = (2 * u + 1) % S;
+          LOWBIT_UNROLL
           for (int r = 0; r < MR; ++r) {
             const std::uint8_t* ar = a + r * lda + 8 * (k8 + u);
-            acc[s_lo][r] = _mm512_dpbusd_epi32(acc[s_lo][r], bcast4(ar), lo);
-            acc[s_hi][r] = _mm512_dpbusd_epi32(acc[s_hi][r], bcast4(ar + 4), hi);
+            dpbusd(acc[s_lo][r], bcast4(ar), lo);
+            dpbusd(acc[s_hi][r], bcast4(ar + 4), hi);
           }
         }
       const __m512i zc = _mm512_mullo_epi32(
           za, _mm512_load_si512(static_cast<const void*>(pg[g].column_sums)));
       const __m512 sw = _mm512_load_ps(pg[g].scales);
+      LOWBIT_UNROLL
       for (int r = 0; r < MR; ++r) {
         __m512i v = acc[0][r];
+        LOWBIT_UNROLL
         for (int s = 1; s < S; ++s) v = _mm512_add_epi32(v, acc[s][r]);
         v = _mm512_sub_epi32(v, zc);
         if constexpr (IntOut) {
@@ -157,12 +271,14 @@ struct gemm_kernels {
     const __mmask16 mask = lane_mask(n0, e.n);
     if constexpr (IntOut) {
       auto* y = static_cast<std::int32_t*>(e.y);
+      LOWBIT_UNROLL
       for (int r = 0; r < MR; ++r) _mm512_mask_storeu_epi32(y + (m0 + r) * e.ldy + n0, mask, tot[r]);
     } else {
       auto* y = static_cast<float*>(e.y);
       const __m512 bias =
           e.bias ? _mm512_maskz_loadu_ps(mask, e.bias + n0) : _mm512_setzero_ps();
       const __m512 lo = _mm512_set1_ps(e.lo), hi = _mm512_set1_ps(e.hi);
+      LOWBIT_UNROLL
       for (int r = 0; r < MR; ++r) {
         __m512 f = fmul(ftot[r], _mm512_set1_ps(e.sx_per_row ? e.sx[m0 + r] : e.sx[0]));
         if (e.bias) f = fadd(f, bias);
@@ -171,77 +287,6 @@ struct gemm_kernels {
     }
   }
 
- private:
-  /// The s8 epilogue of detail/gemm_tile.hpp on MR accumulators.
-  template <int MR>
-  static void finish_s8(__m512i* acc, const detail::tile_epilogue& e, std::int64_t m0,
-                        std::int64_t n0) noexcept {
-    const __mmask16 mask = lane_mask(n0, e.n);
-    const __m512i zc =
-        _mm512_mullo_epi32(_mm512_set1_epi32(e.za), _mm512_maskz_loadu_epi32(mask, e.colsum + n0));
-    if (e.zw) {
-      const __m512i zw = _mm512_maskz_loadu_epi32(mask, e.zw + n0);
-      const __m512i kzw = _mm512_mullo_epi32(_mm512_set1_epi32(e.kza), zw);
-      for (int r = 0; r < MR; ++r)
-        acc[r] = _mm512_add_epi32(
-            _mm512_sub_epi32(_mm512_sub_epi32(acc[r], zc),
-                             _mm512_mullo_epi32(zw, _mm512_set1_epi32(e.rowsum[m0 + r]))),
-            kzw);
-    } else {
-      for (int r = 0; r < MR; ++r) acc[r] = _mm512_sub_epi32(acc[r], zc);
-    }
-    switch (e.type) {
-      case detail::tile_epilogue::kind::int32: {
-        auto* y = static_cast<std::int32_t*>(e.y);
-        for (int r = 0; r < MR; ++r)
-          _mm512_mask_storeu_epi32(y + (m0 + r) * e.ldy + n0, mask, acc[r]);
-        return;
-      }
-      case detail::tile_epilogue::kind::f32: {
-        auto* y = static_cast<float*>(e.y);
-        const __m512 sw = _mm512_maskz_loadu_ps(mask, e.sw + n0);
-        const __m512 bias =
-            e.bias ? _mm512_maskz_loadu_ps(mask, e.bias + n0) : _mm512_setzero_ps();
-        const __m512 lo = _mm512_set1_ps(e.lo), hi = _mm512_set1_ps(e.hi);
-        for (int r = 0; r < MR; ++r) {
-          const __m512 s = fmul(_mm512_set1_ps(e.sx_per_row ? e.sx[m0 + r] : e.sx[0]), sw);
-          __m512 f = fmul(_mm512_cvtepi32_ps(acc[r]), s);
-          if (e.bias) f = fadd(f, bias);
-          _mm512_mask_storeu_ps(y + (m0 + r) * e.ldy + n0, mask, fclamp(f, lo, hi));
-        }
-        return;
-      }
-      case detail::tile_epilogue::kind::requantize: {
-        auto* y = static_cast<std::uint8_t*>(e.y);
-        const __m512 mult = _mm512_maskz_loadu_ps(mask, e.mult + n0);
-        const __m512 zy = _mm512_set1_ps(static_cast<float>(e.zy));
-        const __m512 lo = _mm512_set1_ps(static_cast<float>(e.lo_q));
-        const __m512 hi = _mm512_set1_ps(static_cast<float>(e.hi_q));
-        __m512i bq_lo = _mm512_setzero_si512(), bq_hi = _mm512_setzero_si512();
-        if (e.bias_q) {
-          const __m512i bq = _mm512_maskz_loadu_epi32(mask, e.bias_q + n0);
-          bq_lo = _mm512_cvtepi32_epi64(_mm512_castsi512_si256(bq));
-          bq_hi = _mm512_cvtepi32_epi64(_mm512_extracti64x4_epi64(bq, 1));
-        }
-        for (int r = 0; r < MR; ++r) {
-          __m512 f;
-          if (e.bias_q) {  // int64(v) + bias_q, rounded once to float
-            const __m256 l = _mm512_cvtepi64_ps(
-                _mm512_add_epi64(_mm512_cvtepi32_epi64(_mm512_castsi512_si256(acc[r])), bq_lo));
-            const __m256 h = _mm512_cvtepi64_ps(_mm512_add_epi64(
-                _mm512_cvtepi32_epi64(_mm512_extracti64x4_epi64(acc[r], 1)), bq_hi));
-            f = _mm512_insertf32x8(_mm512_castps256_ps512(l), h, 1);
-          } else {
-            f = _mm512_cvtepi32_ps(acc[r]);
-          }
-          f = _mm512_roundscale_ps(fmul(f, mult), _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
-          const __m512i q = _mm512_cvttps_epi32(fclamp(fadd(zy, f), lo, hi));
-          _mm512_mask_cvtepi32_storeu_epi8(y + (m0 + r) * e.ldy + n0, mask, q);
-        }
-        return;
-      }
-    }
-  }
 };
 
 }  // namespace avx512_vnni
