@@ -401,17 +401,32 @@ struct is_fused : std::false_type {};
 template <class K>
 struct is_fused<K, std::void_t<decltype(K::fused)>> : std::bool_constant<K::fused> {};
 
-/// Calls Kernel::s8_tile<R> / s4_tile<R, IntOut> for a runtime 1 <= rows <= Kernel::mr.
+/// Calls Kernel::s8_tile<R, P> for runtime 1 <= rows <= s8_mr, 1 <= np <= s8_panels.
+template <class Kernel, int R = Kernel::s8_mr, int P = Kernel::s8_panels>
+inline void call_fused_s8(int rows, int np, const packed_weights& w, std::int64_t p,
+                          const std::uint8_t* a, std::int64_t lda, const tile_epilogue& t,
+                          std::int64_t m0) noexcept {
+  if constexpr (R >= 1 && P >= 1) {
+    if (rows == R && np == P) {
+      Kernel::template s8_tile<R, P>(a, lda, w.data() + p * w.panel_bytes(), w.panel_bytes(),
+                                     (w.k() + 3) / 4, t, m0, p * 16);
+    } else if (rows == R) {
+      call_fused_s8<Kernel, R, P - 1>(rows, np, w, p, a, lda, t, m0);
+    } else {
+      call_fused_s8<Kernel, R - 1, P>(rows, np, w, p, a, lda, t, m0);
+    }
+  }
+}
+
+/// Calls Kernel::s4_tile<R, IntOut> for a runtime 1 <= rows <= Kernel::mr.
 template <class Kernel, int R = Kernel::mr>
-inline void call_fused(int rows, const packed_weights& w, std::int64_t p,
-                       const std::uint8_t* a, std::int64_t lda, const tile_epilogue& t,
-                       std::int64_t m0) noexcept {
+inline void call_fused_s4(int rows, const packed_weights& w, std::int64_t p,
+                          const std::uint8_t* a, std::int64_t lda, const tile_epilogue& t,
+                          std::int64_t m0) noexcept {
   if constexpr (R >= 1) {
     if (rows == R) {
       const std::uint8_t* panel = w.data() + p * w.panel_bytes();
-      if (w.format() == weight_format::s8) {
-        Kernel::template s8_tile<R>(a, lda, panel, (w.k() + 3) / 4, t, m0, p * 16);
-      } else if (t.type == tile_epilogue::kind::int32) {
+      if (t.type == tile_epilogue::kind::int32) {
         Kernel::template s4_tile<R, true>(a, lda, panel, w.groups(), w.group_size() / 8,
                                           w.panel_groups(p), t, m0, p * 16);
       } else {
@@ -420,25 +435,36 @@ inline void call_fused(int rows, const packed_weights& w, std::int64_t p,
       }
       return;
     }
-    call_fused<Kernel, R - 1>(rows, w, p, a, lda, t, m0);
+    call_fused_s4<Kernel, R - 1>(rows, w, p, a, lda, t, m0);
   }
 }
 
-/// The fused loop nest: the same blocking as run_panels, the epilogue in the kernel.
+/// The fused loop nest: the row blocking of run_panels; s8 tiles span up to
+/// Kernel::s8_panels panels, the epilogue runs in the kernel.
 template <class Kernel>
 inline void run_fused_panels(const gemm_call& c, const prepared_activations& a,
                              const tile_epilogue& t, std::int64_t p_begin, std::int64_t p_end) {
-  constexpr int MR = Kernel::mr;
+  const packed_weights& w = *c.w;
+  const bool s4 = w.format() == weight_format::s4;
+  const int MR = s4 ? Kernel::mr : Kernel::s8_mr;
+  const int NP = s4 ? 1 : Kernel::s8_panels;
   const std::int64_t M = c.x->m;
   constexpr std::int64_t kL2Budget = 256 * 1024;  // see run_panels
   const std::int64_t mc =
       std::max<std::int64_t>(MR, kL2Budget / std::max<std::int64_t>(a.ld, 1) / MR * MR);
   for (std::int64_t mb = 0; mb < M; mb += mc)
-    for (std::int64_t p = p_begin; p < p_end; ++p)
+    for (std::int64_t p = p_begin; p < p_end; p += NP) {
+      const int np = static_cast<int>(std::min<std::int64_t>(NP, p_end - p));
       for (std::int64_t m0 = mb; m0 < std::min(M, mb + mc); m0 += MR) {
         const int rows = static_cast<int>(std::min<std::int64_t>(MR, M - m0));
-        call_fused<Kernel>(rows, *c.w, p, a.data + m0 * a.ld, a.ld, t, m0);
+        const std::uint8_t* arow = a.data + m0 * a.ld;
+        if (s4) {
+          call_fused_s4<Kernel>(rows, w, p, arow, a.ld, t, m0);
+        } else {
+          call_fused_s8<Kernel>(rows, np, w, p, arow, a.ld, t, m0);
+        }
       }
+    }
 }
 
 template <class Kernel>

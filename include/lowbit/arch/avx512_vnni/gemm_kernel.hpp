@@ -2,18 +2,20 @@
 // arch/avx512_vnni/gemm_kernel.hpp: zmm vpdpbusd microkernels, MR rows x 16 channels,
 // with the epilogue fused: a tile leaves the registers as finished output values.
 //
-// Register map (s8, MR = 8, one accumulator set):
+// Tiles (s8: MR <= 7 rows x NP <= 3 panels of 16 channels; s4: MR <= 8 rows x 1 panel):
 //
-//   zmm0..zmm7    acc[r]: int32 lanes = channels n0 .. n0+15 of row r
-//   zmm8          w: one packed row, 16 channels x 4 K bytes (s8)
-//   zmm9          a: a[r][4k4 .. 4k4+3] broadcast to all 16 lanes (vpbroadcastd m32)
+//   zmm acc[r][p]  int32 lanes = channels n0 + 16p .. n0 + 16p + 15 of row r
+//   zmm w[p]       one packed row of panel p, 16 channels x 4 K bytes (s8)
+//   zmm a          a[r][4k4 .. 4k4+3] broadcast to all 16 lanes (vpbroadcastd m32)
 //
-//   per k4:  w = load(b + 64 k4);  for r: acc[r] = vpdpbusd(acc[r], bcast(a[r]), w)
+//   per k4:  w[p] = load(panel p + 64 k4);  for r: a = bcast(a[r]); for p:
+//            acc[r][p] = vpdpbusd(acc[r][p], a, w[p])
 //
-// Latency: one vpdpbusd chain per accumulator, so fewer than ~6 rows (decode, M = 1..5)
-// would wait on the previous vpdpbusd instead of issuing one per cycle. Small tiles
-// therefore keep S accumulator SETS (S = 4 for 1-2 rows, 2 for 3-5, 1 for 6-8): set s
-// takes k4 = s, s + S, ...; the sets are added at the end (integers: exact).
+// Latency: one vpdpbusd chain per accumulator, so fewer than ~6 accumulators (decode,
+// M = 1, one panel) would wait on the previous vpdpbusd instead of issuing one per
+// cycle. Small tiles therefore keep S accumulator SETS (S = 4 for 1-2 accumulators, 2
+// for 3-5, 1 from 6): set s takes k4 = s, s + S, ...; the sets are added at the end
+// (integers: exact).
 //
 // vpdpbusd multiplies u8 (activations) by s8 (weights) and adds the four products of
 // each lane to its int32 exactly: no int16 intermediate, no saturation (vpdpbusds is
@@ -170,44 +172,67 @@ class s8_finisher {
 };
 
 struct gemm_kernels {
-  static constexpr int mr = 8;
+  static constexpr int mr = 8;         ///< s4 rows per tile (and the unfused interface)
+  static constexpr int s8_mr = 7;      ///< s8 rows per tile
+  static constexpr int s8_panels = 3;  ///< s8 panels (x 16 channels) per tile
   static constexpr bool fused = true;  ///< s8_tile / s4_tile finish the output
 
-  /// P = a'[MR x 4 k4n] * panel, then the s8 epilogue for rows m0.., channels n0..
-  template <int MR>
+  /// P = a'[MR x 4 k4n] * NP panels (panel_bytes apart), then the s8 epilogue for
+  /// rows m0.. and channels n0 .. n0 + 16 NP - 1. Register map at MR = 7, NP = 3:
+  ///   zmm acc[r][p]  21 accumulators: row r, panel p (16 channels)
+  ///   zmm w[p]       3: row k4 of each panel (64 bytes)
+  ///   zmm a          1: a[r][4k4 .. 4k4+3] broadcast
+  /// per k4: 3 loads, 7 broadcasts, 21 vpdpbusd (the 8 x 16 tile needed 9 loads for
+  /// 8 vpdpbusd, and lost a quarter of its rate to the L1 misses of its 8 A streams).
+  template <int MR, int NP>
   static void s8_tile(const std::uint8_t* a, std::int64_t lda, const std::uint8_t* b,
-                      std::int64_t k4n, const detail::tile_epilogue& e, std::int64_t m0,
-                      std::int64_t n0) noexcept {
-    constexpr int S = accumulator_sets<MR>();
-    __m512i acc[S][MR];
+                      std::int64_t panel_bytes, std::int64_t k4n, const detail::tile_epilogue& e,
+                      std::int64_t m0, std::int64_t n0) noexcept {
+    constexpr int S = accumulator_sets<MR * NP>();
+    __m512i acc[S][MR][NP];
     LOWBIT_UNROLL
     for (int s = 0; s < S; ++s)
       LOWBIT_UNROLL
-      for (int r = 0; r < MR; ++r) acc[s][r] = _mm512_setzero_si512();
+      for (int r = 0; r < MR; ++r)
+        LOWBIT_UNROLL
+        for (int p = 0; p < NP; ++p) acc[s][r][p] = _mm512_setzero_si512();
     std::int64_t k4 = 0;
     for (; k4 + S <= k4n; k4 += S)
       LOWBIT_UNROLL
       for (int s = 0; s < S; ++s) {
-        const __m512i w = _mm512_load_si512(b + (k4 + s) * 64);
+        __m512i w[NP];
         LOWBIT_UNROLL
-        for (int r = 0; r < MR; ++r)
-          dpbusd(acc[s][r], bcast4(a + r * lda + 4 * (k4 + s)), w);
+        for (int p = 0; p < NP; ++p) w[p] = _mm512_load_si512(b + p * panel_bytes + (k4 + s) * 64);
+        LOWBIT_UNROLL
+        for (int r = 0; r < MR; ++r) {
+          const __m512i av = bcast4(a + r * lda + 4 * (k4 + s));
+          LOWBIT_UNROLL
+          for (int p = 0; p < NP; ++p) dpbusd(acc[s][r][p], av, w[p]);
+        }
       }
     if constexpr (S > 1) {  // (S == 1: the loop above ran every k4)
       for (; k4 < k4n; ++k4) {
-        const __m512i w = _mm512_load_si512(b + k4 * 64);
+        __m512i w[NP];
         LOWBIT_UNROLL
-        for (int r = 0; r < MR; ++r)
-          dpbusd(acc[0][r], bcast4(a + r * lda + 4 * k4), w);
+        for (int p = 0; p < NP; ++p) w[p] = _mm512_load_si512(b + p * panel_bytes + k4 * 64);
+        LOWBIT_UNROLL
+        for (int r = 0; r < MR; ++r) {
+          const __m512i av = bcast4(a + r * lda + 4 * k4);
+          LOWBIT_UNROLL
+          for (int p = 0; p < NP; ++p) dpbusd(acc[0][r][p], av, w[p]);
+        }
       }
     }
-    const s8_finisher fin(e, n0);
     LOWBIT_UNROLL
-    for (int r = 0; r < MR; ++r) {
-      __m512i v = acc[0][r];
+    for (int p = 0; p < NP; ++p) {
+      const s8_finisher fin(e, n0 + 16 * p);
       LOWBIT_UNROLL
-      for (int s = 1; s < S; ++s) v = _mm512_add_epi32(v, acc[s][r]);
-      fin.store(m0 + r, v);
+      for (int r = 0; r < MR; ++r) {
+        __m512i v = acc[0][r][p];
+        LOWBIT_UNROLL
+        for (int s = 1; s < S; ++s) v = _mm512_add_epi32(v, acc[s][r][p]);
+        fin.store(m0 + r, v);
+      }
     }
   }
 
