@@ -8,6 +8,7 @@
 //               s4g128  int4 weights, symmetric, one scale per group of 128 K values
 //   gemm/eigen_f32/f32/M:<m>/N:<n>/K:<k>/threads:<t>   Eigen 3.4, float
 //   gemm/onednn/s8/M:<m>/N:<n>/K:<k>/threads:<t>       oneDNN matmul, u8 x s8 -> f32
+// Counters: "GOPS" and "weight_GBps" (see set_gops); peak/<isa> is in bench_peak.cpp.
 // All compute y[M x N] = x[M x K] * W^T + bias with W stored [N x K] (torch Linear):
 // lowbit and oneDNN from uint8 activations with a zero point and one per-tensor scale,
 // dequantized to f32 (lowbit: epilogue::f32(bias)); Eigen from the same values
@@ -111,11 +112,16 @@ class wall_timer {
   std::chrono::steady_clock::time_point start_;
 };
 
-// GOPS = 2*M*N*K * iterations / wall seconds / 1e9.
-void set_gops(benchmark::State& st, const shape& s, double wall_seconds) {
-  const double ops =
-      2.0 * static_cast<double>(s.m * s.n * s.k) * static_cast<double>(st.iterations());
+// GOPS = 2*M*N*K * iterations / wall seconds / 1e9; weight_GBps = the bytes of the
+// weights as the implementation stores them (lowbit: packed panels; oneDNN: N*K int8;
+// Eigen: N*K floats) * iterations / wall seconds / 1e9: at M = 1 every weight is read
+// once per call, so this is the bandwidth the call achieved.
+void set_gops(benchmark::State& st, const shape& s, double wall_seconds, double weight_bytes) {
+  const double it = static_cast<double>(st.iterations());
+  const double ops = 2.0 * static_cast<double>(s.m * s.n * s.k) * it;
   st.counters["GOPS"] = benchmark::Counter(wall_seconds > 0.0 ? ops / wall_seconds / 1e9 : 0.0);
+  st.counters["weight_GBps"] =
+      benchmark::Counter(wall_seconds > 0.0 ? weight_bytes * it / wall_seconds / 1e9 : 0.0);
 }
 
 // ---------------------------------------------------------------------------------
@@ -267,7 +273,7 @@ void bm_lowbit(benchmark::State& st, std::string name, shape s, lowbit::isa leve
       benchmark::DoNotOptimize(y.data());
       benchmark::ClobberMemory();
     }
-    set_gops(st, s, wall.seconds());
+    set_gops(st, s, wall.seconds(), static_cast<double>(w.panels() * w.panel_bytes()));
     st.SetLabel(kernels_label(w.level()) + " w=" + (s4 ? "s4g128" : "s8"));
     check_after_loop(st, name, p, s4, y.data(), 1e-5);
   } catch (const std::exception& ex) {
@@ -315,7 +321,7 @@ void bm_eigen(benchmark::State& st, std::string name, shape s, int threads) {
     }
     const double seconds = wall.seconds();
     Eigen::setNbThreads(1);
-    set_gops(st, s, seconds);
+    set_gops(st, s, seconds, 4.0 * static_cast<double>(s.n * s.k));
     st.SetLabel(eigen_version() + " f32 " + Eigen::SimdInstructionSetsInUse());
     check_after_loop(st, name, p, false, y.data(), 1e-3);
   } catch (const std::exception& ex) {
@@ -500,7 +506,7 @@ void bm_onednn(benchmark::State& st, std::string name, shape s, int threads) {
       strm.wait();
       benchmark::ClobberMemory();
     }
-    set_gops(st, s, wall.seconds());
+    set_gops(st, s, wall.seconds(), static_cast<double>(s.n * s.k));
     st.SetLabel(o.label);
     check_after_loop(st, name, p, false, o.y.data(), 1e-4);
   } catch (const std::exception& ex) {
