@@ -93,6 +93,7 @@ TEST_CASE("every mode stays within the error bound derived from its scales", "[l
     std::vector<matrixf> outs;
     // dynamic, per-row int8 activations, per-channel int8 weights
     {
+      INFO("mode: dynamic per-row");
       const auto l =
           quantized_linear::dynamic(lowbit::view(f.w), bias, {}, lowbit::weight_spec::int8(), is);
       CHECK(l.isa() == is);
@@ -136,6 +137,7 @@ TEST_CASE("every mode stays within the error bound derived from its scales", "[l
     }
     // dynamic, per-tensor uint8 activations (observer rule), affine int8 weights
     {
+      INFO("mode: dynamic affine weights");
       lowbit::dynamic_options o;
       o.activations = lowbit::dynamic_options::granularity::per_tensor;
       const auto l = quantized_linear::dynamic(lowbit::view(f.w), bias, o,
@@ -153,6 +155,7 @@ TEST_CASE("every mode stays within the error bound derived from its scales", "[l
     }
     // w4a8, int4 per group 32 (K = 100 -> zero-padded to 128)
     {
+      INFO("mode: w4a8 int4 g32");
       const auto l =
           quantized_linear::w4a8(lowbit::view(f.w), bias, lowbit::weight_spec::int4({32}), is);
       CHECK(l.in_features() == fixture::K);
@@ -168,6 +171,7 @@ TEST_CASE("every mode stays within the error bound derived from its scales", "[l
     }
     // static, f32 out, then requantized uint8 out (+ output rounding s_out / 2)
     {
+      INFO("mode: static f32 / requantized");
       const auto in =
           lowbit::choose_qparams(f.x.minCoeff(), f.x.maxCoeff(), lowbit::qparams_options::affine());
       const auto out = lowbit::choose_qparams(f.ref.minCoeff() - 0.5f, f.ref.maxCoeff() + 0.5f,
@@ -193,6 +197,7 @@ TEST_CASE("every mode stays within the error bound derived from its scales", "[l
     }
     // weight-only int8 and int4 (f32 activations: no activation error)
     for (bool four : {false, true}) {
+      INFO("mode: weight-only " << (four ? "int4 g32" : "int8"));
       const auto ws = four ? lowbit::weight_spec::int4({32}) : lowbit::weight_spec::int8();
       const auto l = quantized_linear::weight_only(lowbit::view(f.w), bias, ws, is);
       const auto& sw = l.weights().scales();

@@ -28,11 +28,13 @@
 //     ymm for the AVX2/AVX-VNNI kernels, and one row of an AMX B tile (16 rows of 64
 //     bytes = 16 consecutive rows here).
 //
-//   s4 panel, K8 = K / 8 rows of 64 bytes; every byte holds two K values:
-//     byte[k8][c][j] = W[16p+c][8*k8 + j] & 0xF  |  (W[16p+c][8*k8 + 4 + j] & 0xF) << 4
-//     so the low nibbles of a row are s8 row 2*k8 and the high nibbles s8 row 2*k8+1:
-//     a kernel gets two s8 rows from one 64-byte load with an AND, a shift and a
-//     sign extension ((v ^ 8) - 8).
+//   s4 panel, K8 = K / 8 rows of 64 bytes; every byte holds two K values, each stored
+//   as u = w + 8 in [0, 15] (offset binary, ggml's q4_0 convention):
+//     byte[k8][c][j] = (W[16p+c][8*k8 + j] + 8)  |  (W[16p+c][8*k8 + 4 + j] + 8) << 4
+//     so the low nibbles of a row are row 2*k8 and the high nibbles row 2*k8+1: a
+//     kernel gets two rows of u from one 64-byte load with an AND (and a shift).
+//     vpdpbusd takes u as it is (0..15 is a valid s8) and the driver subtracts
+//     8 * sum_k a'[m][k] per group; kernels that want w subtract 8 in bytes.
 //
 // Panels follow each other: panel p starts at p * K4 * 64 (s8) or p * K8 * 64 (s4).
 //
@@ -53,6 +55,7 @@
 
 #include <cmath>
 #include <cstdint>
+#include <cstring>
 #include <vector>
 
 #include "lowbit/detail/aligned_buffer.hpp"
@@ -177,6 +180,7 @@ class packed_weights {
     p.scales_.assign(scales.begin(), scales.end());
     const std::int64_t k8 = k / 8;
     p.data_ = detail::aligned_buffer(static_cast<std::size_t>(p.panels() * k8 * row_bytes));
+    std::memset(p.data_.data(), 0x88, p.data_.size());  // channels past n: w = 0
     p.panel_groups_.assign(static_cast<std::size_t>(p.panels() * groups), panel_group{});
     for (std::int64_t c = 0; c < n; ++c) {
       std::uint8_t* panel = p.data_.data() + (c / panel_width) * k8 * row_bytes;
@@ -187,7 +191,7 @@ class packed_weights {
       for (std::int64_t kk = 0; kk < k; ++kk) {
         const std::int64_t flat = c * k + kk;
         int v = (packed[flat / 2] >> ((flat % 2) * 4)) & 0x0F;
-        const std::uint8_t nib = static_cast<std::uint8_t>(v);
+        const auto nib = static_cast<std::uint8_t>(v ^ 8);  // w + 8 (see the file comment)
         if (v >= 8) v -= 16;
         terms[kk / group_size].column_sums[lane] += v;
         std::uint8_t& b = panel[(kk / 8) * row_bytes + lane * 4 + kk % 4];
@@ -262,8 +266,7 @@ class packed_weights {
     if (format_ == weight_format::s8)
       return static_cast<std::int8_t>(panel[(k / 4) * row_bytes + lane * 4 + k % 4]);
     const std::uint8_t b = panel[(k / 8) * row_bytes + lane * 4 + k % 4];
-    const int v = (k % 8) < 4 ? (b & 0x0F) : (b >> 4);
-    return v >= 8 ? v - 16 : v;
+    return ((k % 8) < 4 ? (b & 0x0F) : (b >> 4)) - 8;  // stored w + 8
   }
 
   /// The quantized weights in lowbit's interchange form (what pack() accepts back):

@@ -170,7 +170,9 @@ struct prepared_activations {
   static constexpr std::size_t kCachedBytes = 256 * 1024;
   const std::uint8_t* data = nullptr;
   std::int64_t ld = 0;
-  const std::int32_t* rowsum = nullptr;  ///< when requested, else null
+  /// sum_k a'[m][k] over the row (s8 with weight zero points) or over each group
+  /// (s4: [M x groups], for the w + 8 storage); null when not needed.
+  const std::int32_t* rowsum = nullptr;
   aligned_buffer owned;
   std::vector<std::int32_t> owned_rowsum;
 };
@@ -200,7 +202,9 @@ inline std::int32_t flip_copy_sum(const std::uint8_t* LOWBIT_RESTRICT s,
   return static_cast<std::int32_t>(sum);  // <= 255 * max_k < 2^31
 }
 
-inline void prepare_activations(const activations& x, std::int64_t kp, bool need_rowsum,
+/// `sum_span`: 0 = no sums, else the K span of one sum (K for s8, the group size
+/// for s4).
+inline void prepare_activations(const activations& x, std::int64_t kp, std::int64_t sum_span,
                                 prepared_activations& p) {
   thread_local aligned_buffer cache(prepared_activations::kCachedBytes);
   thread_local std::vector<std::int32_t> cache_rowsum;
@@ -213,20 +217,27 @@ inline void prepare_activations(const activations& x, std::int64_t kp, bool need
     p.owned = aligned_buffer(bytes);
     base = p.owned.data();
   }
+  const std::int64_t spans = sum_span > 0 ? (x.k + sum_span - 1) / sum_span : 0;
   std::int32_t* sums = nullptr;
-  if (need_rowsum) {
+  if (spans > 0) {
     std::vector<std::int32_t>& v = bytes <= prepared_activations::kCachedBytes ? cache_rowsum
                                                                                : p.owned_rowsum;
-    v.resize(static_cast<std::size_t>(x.m));
+    v.resize(static_cast<std::size_t>(x.m * spans));
     sums = v.data();
   }
   const auto* src = static_cast<const std::uint8_t*>(x.data);
   const std::uint8_t flip = x.type == dtype::int8 ? 0x80 : 0x00;
   for (std::int64_t m = 0; m < x.m; ++m) {
     std::uint8_t* d = base + m * p.ld;
-    const std::int32_t sum = flip_copy_sum(src + m * x.ld, d, x.k, flip);
+    if (spans == 0) {
+      flip_copy_sum(src + m * x.ld, d, x.k, flip);
+    } else {
+      for (std::int64_t g = 0; g < spans; ++g) {
+        const std::int64_t k0 = g * sum_span, len = std::min(sum_span, x.k - k0);
+        sums[m * spans + g] = flip_copy_sum(src + m * x.ld + k0, d + k0, len, flip);
+      }
+    }
     std::memset(d + x.k, 0, static_cast<std::size_t>(p.ld - x.k));
-    if (sums) sums[m] = sum;
   }
   p.data = base;
   p.rowsum = sums;
@@ -369,6 +380,9 @@ inline tile_epilogue make_tile_epilogue(const gemm_call& c, const prepared_activ
       t.rowsum = a.rowsum;
     }
     t.sw = w.scales().data();
+  } else {
+    t.rowsum = a.rowsum;
+    t.groups = w.groups();
   }
   t.y = c.y.data;
   t.ldy = c.y.ld;
@@ -472,7 +486,8 @@ inline void run_with(const gemm_call& c) {
   const packed_weights& w = *c.w;
   const std::int64_t kp = w.format() == weight_format::s8 ? (w.k() + 3) / 4 * 4 : w.k();
   prepared_activations a;
-  prepare_activations(*c.x, kp, w.has_zero_points(), a);
+  const bool s4 = w.format() == weight_format::s4;
+  prepare_activations(*c.x, kp, s4 ? w.group_size() : (w.has_zero_points() ? w.k() : 0), a);
   if constexpr (is_fused<Kernel>::value) {
     const tile_epilogue t = make_tile_epilogue(c, a);
     parallel_for(w.panels(), c.threads, [&](std::int64_t b, std::int64_t e) {

@@ -11,7 +11,9 @@
 //
 //   s8:  v = P - za' * colsum[n]                                   (uint32 wrap, exact)
 //            [- zw[n] * rowsum[m] + K * za' * zw[n]]               (affine weights)
-//   s4:  per group g: v_g = P_g - za' * colsum[n][g]
+//   s4:  per group g: v_g = P'_g - 8 * rowsum[m][g] - za' * colsum[n][g]
+//                     (P'_g = sum a' * (w + 8): the kernel uses the stored nibbles as
+//                     they are; rowsum[m][g] = sum_{k in g} a'[m][k])
 //                     int32 output: v = sum_g v_g
 //                     otherwise:    f = sum_g float(v_g) * sw[n][g]   (mul, then add)
 //   int32       y = v
@@ -42,7 +44,8 @@ struct tile_epilogue {
   std::int32_t kza = 0;             ///< K * za (wrapping), affine weights only
   const std::int32_t* colsum = nullptr;  ///< s8: per channel
   const std::int32_t* zw = nullptr;      ///< s8 affine: per channel, else null
-  const std::int32_t* rowsum = nullptr;  ///< s8 affine: per row, else null
+  const std::int32_t* rowsum = nullptr;  ///< s8 affine: per row; s4: [M x groups]
+  std::int64_t groups = 0;               ///< s4: groups per row of rowsum
   const float* sw = nullptr;             ///< s8 f32: per channel weight scales
   const float* sx = nullptr;             ///< f32: activation scale(s)
   bool sx_per_row = false;

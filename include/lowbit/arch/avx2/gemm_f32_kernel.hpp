@@ -59,7 +59,10 @@ struct gemm_f32_kernels {
     for (int r = 0; r < MR; ++r) acc[r][0] = acc[r][1] = _mm256_setzero_ps();
     for (std::int64_t k8 = k8b; k8 < k8e; ++k8) {
       const auto* p = reinterpret_cast<const __m256i*>(b + k8 * 64);
-      const __m256i v0 = _mm256_load_si256(p), v1 = _mm256_load_si256(p + 1);
+      // stored nibbles are w + 8: ^ 0x88 gives w's two's complement nibbles back
+      const __m256i x88 = _mm256_set1_epi8(-120);
+      const __m256i v0 = _mm256_xor_si256(_mm256_load_si256(p), x88),
+                    v1 = _mm256_xor_si256(_mm256_load_si256(p + 1), x88);
       const std::int64_t k0 = 8 * k8;
       step<MR, 4, 28>(x, ldx, k0 + 0, v0, v1, acc);
       step<MR, 4, 20>(x, ldx, k0 + 1, v0, v1, acc);

@@ -82,9 +82,8 @@ struct gemm_kernels {
       __m256i wl[4], wh[4];
       for (int q = 0; q < 4; ++q) {
         const __m128i v = _mm_load_si128(reinterpret_cast<const __m128i*>(b + k8 * 64 + 16 * q));
-        const __m128i lo = _mm_sub_epi8(_mm_xor_si128(_mm_and_si128(v, nib), eight), eight);
-        const __m128i hi =
-            _mm_sub_epi8(_mm_xor_si128(_mm_and_si128(_mm_srli_epi16(v, 4), nib), eight), eight);
+        const __m128i lo = _mm_sub_epi8(_mm_and_si128(v, nib), eight);  // stored w + 8
+        const __m128i hi = _mm_sub_epi8(_mm_and_si128(_mm_srli_epi16(v, 4), nib), eight);
         wl[q] = _mm256_cvtepi8_epi16(lo);
         wh[q] = _mm256_cvtepi8_epi16(hi);
       }

@@ -19,9 +19,10 @@
 //
 // vpdpbusd multiplies u8 (activations) by s8 (weights) and adds the four products of
 // each lane to its int32 exactly: no int16 intermediate, no saturation (vpdpbusds is
-// the saturating one, not used). s4: one 64-byte load gives two s8 rows, the low and
-// high nibbles, sign-extended with (v ^ 8) - 8 in bytes; each group's sums are folded
-// in registers with the panel_group terms (two aligned loads per group).
+// the saturating one, not used). s4: one 64-byte load gives two rows of stored nibbles
+// u = w + 8 (low and high, an AND and a shift), which vpdpbusd takes as s8 values
+// 0..15; each group's sums are folded in registers with the panel_group terms (two
+// aligned loads) and 8 * the group's activation sum (detail/gemm_tile.hpp).
 //
 // The epilogue (detail/gemm_tile.hpp has the math) runs on the accumulators. Its float
 // multiplies and adds use the _round_ intrinsics with _MM_FROUND_CUR_DIRECTION: the
@@ -246,7 +247,7 @@ struct gemm_kernels {
     // k8 (g8 is a multiple of 4, group sizes being multiples of 32).
     constexpr int S = accumulator_sets<MR>();
     constexpr int U = S == 4 ? 2 : 1;  // k8 steps per iteration
-    const __m512i nib = _mm512_set1_epi8(0x0F), eight = _mm512_set1_epi8(8);
+    const __m512i nib = _mm512_set1_epi8(0x0F);
     const __m512i za = _mm512_set1_epi32(e.za);
     __m512i tot[MR];
     __m512 ftot[MR];
@@ -265,10 +266,8 @@ struct gemm_kernels {
         LOWBIT_UNROLL
         for (int u = 0; u < U; ++u) {
           const __m512i v = _mm512_load_si512(b + (k8 + u) * 64);
-          const __m512i lo =
-              _mm512_sub_epi8(_mm512_xor_si512(_mm512_and_si512(v, nib), eight), eight);
-          const __m512i hi = _mm512_sub_epi8(
-              _mm512_xor_si512(_mm512_and_si512(_mm512_srli_epi16(v, 4), nib), eight), eight);
+          const __m512i lo = _mm512_and_si512(v, nib);  // w + 8, a valid s8
+          const __m512i hi = _mm512_and_si512(_mm512_srli_epi16(v, 4), nib);
           const int s_lo = (2 * u) % S, s_hi = (2 * u + 1) % S;
           LOWBIT_UNROLL
           for (int r = 0; r < MR; ++r) {
@@ -285,7 +284,10 @@ struct gemm_kernels {
         __m512i v = acc[0][r];
         LOWBIT_UNROLL
         for (int s = 1; s < S; ++s) v = _mm512_add_epi32(v, acc[s][r]);
-        v = _mm512_sub_epi32(v, zc);
+        // - 8 * rowsum[m][g] (wrapping shift: exact mod 2^32 like every correction)
+        v = _mm512_sub_epi32(
+            _mm512_sub_epi32(v, zc),
+            _mm512_slli_epi32(_mm512_set1_epi32(e.rowsum[(m0 + r) * e.groups + g]), 3));
         if constexpr (IntOut) {
           tot[r] = _mm512_add_epi32(tot[r], v);
         } else {

@@ -58,9 +58,8 @@ struct gemm_kernels {
       __m256i lo[2], hi[2];
       for (int h = 0; h < 2; ++h) {
         const __m256i v = _mm256_load_si256(reinterpret_cast<const __m256i*>(b + k8 * 64 + 32 * h));
-        lo[h] = _mm256_sub_epi8(_mm256_xor_si256(_mm256_and_si256(v, nib), eight), eight);
-        hi[h] = _mm256_sub_epi8(
-            _mm256_xor_si256(_mm256_and_si256(_mm256_srli_epi16(v, 4), nib), eight), eight);
+        lo[h] = _mm256_sub_epi8(_mm256_and_si256(v, nib), eight);  // stored w + 8
+        hi[h] = _mm256_sub_epi8(_mm256_and_si256(_mm256_srli_epi16(v, 4), nib), eight);
       }
       for (int r = 0; r < MR; ++r) {
         const __m256i a0 = bcast4(a + r * lda + 8 * k8);

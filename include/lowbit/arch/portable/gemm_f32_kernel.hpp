@@ -51,7 +51,7 @@ struct gemm_f32_kernels {
         const float xv = x[r * ldx + kk];
         for (int j = 0; j < 16; ++j) {
           const int v = i < 4 ? (row[4 * j] & 0x0F) : (row[4 * j] >> 4);
-          acc[r][j] += xv * static_cast<float>((v ^ 8) - 8);
+          acc[r][j] += xv * static_cast<float>(v - 8);  // stored w + 8
         }
       }
     }

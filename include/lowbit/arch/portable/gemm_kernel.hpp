@@ -51,7 +51,7 @@ struct gemm_kernels {
           const std::int32_t lo_a = ar[i], hi_a = ar[4 + i];
           for (int j = 0; j < 16; ++j) {
             const int v = row[4 * j + i];
-            const int lo = ((v & 0x0F) ^ 8) - 8, hi = ((v >> 4) ^ 8) - 8;
+            const int lo = (v & 0x0F) - 8, hi = (v >> 4) - 8;  // stored w + 8
             acc[r][j] += lo_a * lo + hi_a * hi;
           }
         }
