@@ -292,6 +292,77 @@ inline void call_kernel(int rows, const std::uint8_t* a, std::int64_t lda, const
   }
 }
 
+/// The per-channel epilogue terms of one panel, padded to 16 lanes (zeros past N),
+/// so the unfused epilogue below runs fixed-length loops over contiguous arrays that
+/// the compiler vectorizes (SSE2 at x86-64's baseline) instead of a per-element switch.
+struct panel_terms {
+  alignas(64) std::uint32_t zc[16] = {};  ///< za' * colsum[n] (s8)
+  std::uint32_t zw[16] = {};              ///< zw[n] (s8 affine)
+  std::uint32_t kzw[16] = {};             ///< K * za' * zw[n] (s8 affine)
+  float sw[16] = {};                      ///< s8 weight scales
+  float bias[16] = {};
+  float mult[16] = {};  ///< requantize
+};
+
+inline void load_panel_terms(const gemm_call& c, std::int64_t n0, std::int64_t nc,
+                             panel_terms& t) noexcept {
+  const packed_weights& w = *c.w;
+  const auto za = static_cast<std::uint32_t>(c.za);
+  t = panel_terms{};
+  for (std::int64_t j = 0; j < nc; ++j) {
+    const auto n = static_cast<std::size_t>(n0 + j);
+    if (w.format() == weight_format::s8) {
+      t.zc[j] = za * static_cast<std::uint32_t>(w.column_sums()[n]);
+      if (w.has_zero_points()) {
+        t.zw[j] = static_cast<std::uint32_t>(w.zero_points()[n]);
+        t.kzw[j] = static_cast<std::uint32_t>(w.k()) * za * t.zw[j];
+      }
+      t.sw[j] = w.scales()[n];
+    }
+    if (!c.e->bias.empty()) t.bias[j] = c.e->bias[n];
+    if (!c.mult.empty()) t.mult[j] = c.mult[n];
+  }
+}
+
+/// Writes rows m0 .. m0 + rows - 1, channels n0 .. n0 + nc - 1 from the exact int32
+/// sums v[r][16] (and, s4 f32, the float sums f[r][16]): the same operations as
+/// store_output, lane-parallel for the int32 and f32 epilogues.
+inline void store_rows(const gemm_call& c, const panel_terms& t, const std::int32_t* v,
+                       const float* f, int rows, std::int64_t m0, std::int64_t n0,
+                       std::int64_t nc) noexcept {
+  const epilogue& e = *c.e;
+  const bool s8 = c.w->format() == weight_format::s8;
+  for (int r = 0; r < rows; ++r) {
+    const std::int64_t m = m0 + r;
+    const std::int32_t* vr = v + r * 16;
+    switch (e.type) {
+      case epilogue::kind::int32:
+        std::memcpy(static_cast<std::int32_t*>(c.y.data) + m * c.y.ld + n0, vr,
+                    static_cast<std::size_t>(nc) * 4);
+        break;
+      case epilogue::kind::f32: {
+        const float sx =
+            c.x->scales.size() == 1 ? c.x->scales[0] : c.x->scales[static_cast<std::size_t>(m)];
+        const bool bias = !e.bias.empty();
+        const float lo = e.lo, hi = e.hi;
+        float out[16];
+        for (int j = 0; j < 16; ++j) {
+          float y = s8 ? static_cast<float>(vr[j]) * (sx * t.sw[j]) : f[r * 16 + j] * sx;
+          if (bias) y = y + t.bias[j];
+          y = y < lo ? lo : (y > hi ? hi : y);
+          out[j] = y;
+        }
+        std::memcpy(static_cast<float*>(c.y.data) + m * c.y.ld + n0, out,
+                    static_cast<std::size_t>(nc) * 4);
+        break;
+      }
+      case epilogue::kind::requantize:
+        for (std::int64_t j = 0; j < nc; ++j) store_output(c, m, n0 + j, vr[j], 0.0f);
+        break;
+    }
+  }
+}
+
 template <class Kernel>
 inline void run_panels(const gemm_call& c, const prepared_activations& a, std::int64_t p_begin,
                        std::int64_t p_end) {
@@ -299,9 +370,12 @@ inline void run_panels(const gemm_call& c, const prepared_activations& a, std::i
   const packed_weights& w = *c.w;
   const std::int64_t M = c.x->m, N = w.n(), K = w.k();
   const bool s4 = w.format() == weight_format::s4;
+  const bool affine = w.has_zero_points();
   const std::int64_t groups = w.groups();
   const std::uint32_t za = static_cast<std::uint32_t>(c.za);
   std::int32_t tile[MR * 16];
+  std::int32_t v[MR * 16];
+  panel_terms terms;
   // Row blocks of mc rows whose prepared activations (mc x K bytes) stay in L2 while
   // every panel of this thread streams past them: without it, all of A would be read
   // once per 16-channel panel. 256 KiB is a quarter to an eighth of the L2 of the x86
@@ -313,48 +387,38 @@ inline void run_panels(const gemm_call& c, const prepared_activations& a, std::i
     for (std::int64_t p = p_begin; p < p_end; ++p) {
       const std::uint8_t* panel = w.data() + p * w.panel_bytes();
       const std::int64_t n0 = p * 16, nc = std::min<std::int64_t>(16, N - n0);
+      load_panel_terms(c, n0, nc, terms);
       for (std::int64_t m0 = mb; m0 < std::min(M, mb + mc); m0 += MR) {
         const int rows = static_cast<int>(std::min<std::int64_t>(MR, M - m0));
         const std::uint8_t* arow = a.data + m0 * a.ld;
         if (!s4) {
           call_kernel<Kernel, false>(rows, arow, a.ld, panel, 0, (K + 3) / 4, tile);
           for (int r = 0; r < rows; ++r) {
-            for (std::int64_t j = 0; j < nc; ++j) {
-              const std::int64_t n = n0 + j;
-              std::uint32_t v =
-                  static_cast<std::uint32_t>(tile[r * 16 + j]) -
-                  za * static_cast<std::uint32_t>(w.column_sums()[static_cast<std::size_t>(n)]);
-              if (w.has_zero_points()) {
-                const auto zw =
-                    static_cast<std::uint32_t>(w.zero_points()[static_cast<std::size_t>(n)]);
-                v = v -
-                    zw * static_cast<std::uint32_t>(a.rowsum[m0 + r]) +
-                    static_cast<std::uint32_t>(K) * za * zw;
-              }
-              store_output(c, m0 + r, n, wrap(v), 0.0f);
-            }
+            // v = P - za' colsum [- zw rowsum + K za' zw], wrapping uint32 (exact)
+            const auto rs = affine ? static_cast<std::uint32_t>(a.rowsum[m0 + r]) : 0u;
+            for (int j = 0; j < 16; ++j)
+              v[r * 16 + j] = wrap(static_cast<std::uint32_t>(tile[r * 16 + j]) - terms.zc[j] -
+                                   terms.zw[j] * rs + terms.kzw[j]);
           }
+          store_rows(c, terms, v, nullptr, rows, m0, n0, nc);
         } else {
-          std::int32_t iacc[MR * 16] = {};
           float facc[MR * 16] = {};
+          for (int i = 0; i < MR * 16; ++i) v[i] = 0;
           const std::int64_t g8 = w.group_size() / 8;
-          const packed_weights::panel_group* terms = w.panel_groups(p);
+          const packed_weights::panel_group* pg = w.panel_groups(p);
           for (std::int64_t g = 0; g < groups; ++g) {
             call_kernel<Kernel, true>(rows, arow, a.ld, panel, g * g8, (g + 1) * g8, tile);
-            for (int r = 0; r < rows; ++r) {
-              for (std::int64_t j = 0; j < nc; ++j) {
-                const std::int32_t v =
+            for (int r = 0; r < rows; ++r)
+              for (int j = 0; j < 16; ++j) {
+                const std::int32_t vg =
                     wrap(static_cast<std::uint32_t>(tile[r * 16 + j]) -
-                         za * static_cast<std::uint32_t>(terms[g].column_sums[j]));
-                iacc[r * 16 + j] = wrap(static_cast<std::uint32_t>(iacc[r * 16 + j]) +
-                                        static_cast<std::uint32_t>(v));
-                facc[r * 16 + j] = facc[r * 16 + j] + static_cast<float>(v) * terms[g].scales[j];
+                         za * static_cast<std::uint32_t>(pg[g].column_sums[j]));
+                v[r * 16 + j] =
+                    wrap(static_cast<std::uint32_t>(v[r * 16 + j]) + static_cast<std::uint32_t>(vg));
+                facc[r * 16 + j] = facc[r * 16 + j] + static_cast<float>(vg) * pg[g].scales[j];
               }
-            }
           }
-          for (int r = 0; r < rows; ++r)
-            for (std::int64_t j = 0; j < nc; ++j)
-              store_output(c, m0 + r, n0 + j, iacc[r * 16 + j], facc[r * 16 + j]);
+          store_rows(c, terms, v, facc, rows, m0, n0, nc);
         }
       }
     }
