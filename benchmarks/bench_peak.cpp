@@ -79,12 +79,11 @@ void bm_peak(benchmark::State& st, std::int32_t (*run)(std::int64_t), double ops
     got = run(kSteps);
     benchmark::DoNotOptimize(got);
   }
-  const double s =
-      std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+  const double s = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
   // Lane 0 summed over the 16 accumulators: 160 x kSteps. A loop that skipped work fails.
   if (got != 160 * kSteps) st.SkipWithError("peak loop computed a wrong sum");
-  const double ops = 16.0 * ops_per_insn * static_cast<double>(kSteps) *
-                     static_cast<double>(st.iterations());
+  const double ops =
+      16.0 * ops_per_insn * static_cast<double>(kSteps) * static_cast<double>(st.iterations());
   st.counters["GOPS"] = benchmark::Counter(s > 0 ? ops / s / 1e9 : 0.0);
 }
 

@@ -1091,7 +1091,9 @@ TEST_CASE("1, 2 and 3 threads (and more threads than panels) give identical resu
   const std::int64_t M = 33;
   for (std::int64_t N : {17, 129, 200}) {  // 2, 9 and 13 panels
     for (wkind kind : {wkind::s8_affine_channel, wkind::s4}) {
-      const std::int64_t K = kind == wkind::s4 ? 128 : 100;
+      // Large enough K that every thread count below is really used (useful_threads).
+      const std::int64_t K = kind == wkind::s4 ? 2048 : 2044;
+      REQUIRE(lowbit::detail::useful_threads(3, M, N, K) == 3);
       const auto w = random_weights(kind, N, K, 32, mix(N, 300));
       const auto packed = pack_for(paths, w);
       auto x = random_activations(dtype::uint8, M, K, 3, mix(N, 301));
@@ -1132,6 +1134,22 @@ TEST_CASE("1, 2 and 3 threads (and more threads than panels) give identical resu
   }
 }
 
+TEST_CASE("thread count and row blocks follow the documented rules", "[gemm]") {
+  using lowbit::detail::row_block;
+  using lowbit::detail::useful_threads;
+  // at least 2^18 multiply-adds per thread, never more than asked, never fewer than 1
+  CHECK(useful_threads(2, 4, 64, 128) == 1);
+  CHECK(useful_threads(2, 4, 512, 768) == 2);
+  CHECK(useful_threads(16, 1, 16, 1) == 1);
+  CHECK(useful_threads(16, 33, 17, 2048) == 4);
+  CHECK(useful_threads(1, 2048, 2048, 2048) == 1);
+  // balanced blocks, a multiple of the tile height, within the budget when possible
+  CHECK(row_block(128, 4096, 7, 256 * 1024) == 49);  // 49 + 49 + 30, not 63 + 63 + 2
+  CHECK(row_block(2048, 1024, 8, 256 * 1024) == 256);
+  CHECK(row_block(5, 1 << 20, 8, 256 * 1024) == 8);  // one tile even past the budget
+  CHECK(row_block(1, 64, 7, 512 * 1024) == 7);
+}
+
 TEST_CASE("one packed_weights serves calls with M = 1, 7, 64 and is never modified",
           "[gemm][isa]") {
   const auto paths = kernel_paths();
@@ -1164,8 +1182,9 @@ TEST_CASE("one packed_weights serves calls with M = 1, 7, 64 and is never modifi
       CHECK(a.zero_points() == b.zero_points());
       CHECK(a.column_sums() == b.column_sums());
       if (a.format() == weight_format::s4)
-        CHECK(std::memcmp(a.panel_groups(0), b.panel_groups(0),
-                          idx(a.panels() * a.groups()) * sizeof(lowbit::packed_weights::panel_group)) == 0);
+        CHECK(std::memcmp(
+                  a.panel_groups(0), b.panel_groups(0),
+                  idx(a.panels() * a.groups()) * sizeof(lowbit::packed_weights::panel_group)) == 0);
     }
   }
 }
@@ -1257,7 +1276,7 @@ TEST_CASE("packed layout, column sums, scales and zero points are as documented"
                       pw.data()[(c / 16) * pw.panel_bytes() + k8 * 64 + (c % 16) * 4 + j] == want;
         }
     CHECK(layout_ok);
-    CHECK(pw.column_sums().empty());  // s4 keeps its sums per panel and group
+    CHECK(pw.column_sums().empty());       // s4 keeps its sums per panel and group
     for (std::int64_t n = 0; n < 32; ++n)  // 20 channels, padded to 2 panels of 16
       for (std::int64_t g = 0; g < 2; ++g) {
         const auto& terms = pw.panel_groups(n / 16)[g];

@@ -249,8 +249,8 @@ TEST_CASE("memory_bytes counts packed weights, scales, sums and bias", "[linear]
       quantized_linear::w4a8(lowbit::view(f.w), lowbit::view(f.b), lowbit::weight_spec::int4({32}));
   // int4: nibble panels, scales [N x groups], per panel and group 16 sums + 16 scales
   const std::size_t groups = 4;  // 128 / 32
-  CHECK(l4.memory_bytes() == panels * (128 / 8) * 64 + fixture::N * groups * 4 +
-                                 panels * groups * 128 + fixture::N * 4);
+  CHECK(l4.memory_bytes() ==
+        panels * (128 / 8) * 64 + fixture::N * groups * 4 + panels * groups * 128 + fixture::N * 4);
   {  // at a size where padding does not dominate, int4 (group 32) is smaller than int8
     const matrixf w = randn(64, 512, 0.05f, 4);
     const vectorf b = bias_of(64, 5);

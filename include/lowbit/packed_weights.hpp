@@ -44,8 +44,8 @@
 //
 // What the epilogue needs is computed here too: per-channel scales (expanded to one
 // per channel, or per channel x group), zero points, and the column sums
-// colsum[n] = sum_k W[n][k] (per group for s4, kept in panel_groups()). The sums carry the zero-point algebra
-// (gemmlowp's offsets): with activations seen by the kernel as u8 values a' and
+// colsum[n] = sum_k W[n][k] (per group for s4, kept in panel_groups()). The sums carry the
+// zero-point algebra (gemmlowp's offsets): with activations seen by the kernel as u8 values a' and
 // activation zero point za' in that domain (u8: a' = a, za' = za; s8: a' = a + 128,
 // za' = 128),
 //     sum_k (a - za)(w - zw) = P - za' * colsum[n] - zw[n] * rowsum[m] + K * za' * zw[n]

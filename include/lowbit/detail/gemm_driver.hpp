@@ -215,8 +215,8 @@ inline void prepare_activations(const activations& x, std::int64_t kp, std::int6
   const std::int64_t spans = sum_span > 0 ? (x.k + sum_span - 1) / sum_span : 0;
   std::int32_t* sums = nullptr;
   if (spans > 0) {
-    std::vector<std::int32_t>& v = bytes <= prepared_activations::kCachedBytes ? cache_rowsum
-                                                                               : p.owned_rowsum;
+    std::vector<std::int32_t>& v =
+        bytes <= prepared_activations::kCachedBytes ? cache_rowsum : p.owned_rowsum;
     v.resize(static_cast<std::size_t>(x.m * spans));
     sums = v.data();
   }
@@ -273,6 +273,31 @@ inline void store_output(const gemm_call& c, std::int64_t m, std::int64_t n, std
       return;
     }
   }
+}
+
+/// Rows per block: the loop nests keep a block of prepared activations (rows x ld
+/// bytes) in L2 while every panel of the thread streams past it; without blocks, all
+/// of A would be read once per panel, and each block costs one pass over the weights.
+/// `budget` is a fraction of the L2 (256 KiB: a quarter to an eighth of the 1-2 MiB of
+/// the x86 cores lowbit targets; the AVX-512 path uses 512 KiB). Blocks are balanced
+/// and a multiple of the tile height: M = 128 at K = 4096 runs 3 blocks of 49, 49, 30
+/// rows, not 63, 63, 2 (a third pass over the weights for 2 rows).
+inline std::int64_t row_block(std::int64_t m, std::int64_t ld, int mr,
+                              std::int64_t budget) noexcept {
+  const std::int64_t most =
+      std::max<std::int64_t>(mr, budget / std::max<std::int64_t>(ld, 1) / mr * mr);
+  const std::int64_t blocks = (m + most - 1) / most;
+  const std::int64_t rows = (m + blocks - 1) / std::max<std::int64_t>(blocks, 1);
+  return std::max<std::int64_t>(mr, (rows + mr - 1) / mr * mr);
+}
+
+/// Threads worth waking for a call of m * n * k multiply-adds: handing work to a
+/// thread costs a few microseconds, so each thread gets at least 2^18 (~1 us of
+/// AVX-512 VNNI work). Results do not depend on the count (static panel split).
+inline int useful_threads(int threads, std::int64_t m, std::int64_t n, std::int64_t k) noexcept {
+  const std::int64_t work = m * n * std::max<std::int64_t>(k, 1);
+  const std::int64_t most = std::max<std::int64_t>(1, work >> 18);
+  return static_cast<int>(std::min<std::int64_t>(threads, most));
 }
 
 /// Calls Kernel::s8<R> / s4<R> for a runtime row count 1 <= rows <= Kernel::mr.
@@ -376,13 +401,8 @@ inline void run_panels(const gemm_call& c, const prepared_activations& a, std::i
   std::int32_t tile[MR * 16];
   std::int32_t v[MR * 16];
   panel_terms terms;
-  // Row blocks of mc rows whose prepared activations (mc x K bytes) stay in L2 while
-  // every panel of this thread streams past them: without it, all of A would be read
-  // once per 16-channel panel. 256 KiB is a quarter to an eighth of the L2 of the x86
-  // cores lowbit targets (1-2 MiB), leaving room for the panel and the output.
-  constexpr std::int64_t kL2Budget = 256 * 1024;
-  const std::int64_t mc =
-      std::max<std::int64_t>(MR, kL2Budget / std::max<std::int64_t>(a.ld, 1) / MR * MR);
+  // Row blocks whose prepared activations stay in L2 (see row_block).
+  const std::int64_t mc = row_block(M, a.ld, MR, 256 * 1024);
   for (std::int64_t mb = 0; mb < M; mb += mc)
     for (std::int64_t p = p_begin; p < p_end; ++p) {
       const std::uint8_t* panel = w.data() + p * w.panel_bytes();
@@ -410,11 +430,10 @@ inline void run_panels(const gemm_call& c, const prepared_activations& a, std::i
             call_kernel<Kernel, true>(rows, arow, a.ld, panel, g * g8, (g + 1) * g8, tile);
             for (int r = 0; r < rows; ++r)
               for (int j = 0; j < 16; ++j) {
-                const std::int32_t vg =
-                    wrap(static_cast<std::uint32_t>(tile[r * 16 + j]) -
-                         za * static_cast<std::uint32_t>(pg[g].column_sums[j]));
-                v[r * 16 + j] =
-                    wrap(static_cast<std::uint32_t>(v[r * 16 + j]) + static_cast<std::uint32_t>(vg));
+                const std::int32_t vg = wrap(static_cast<std::uint32_t>(tile[r * 16 + j]) -
+                                             za * static_cast<std::uint32_t>(pg[g].column_sums[j]));
+                v[r * 16 + j] = wrap(static_cast<std::uint32_t>(v[r * 16 + j]) +
+                                     static_cast<std::uint32_t>(vg));
                 facc[r * 16 + j] = facc[r * 16 + j] + static_cast<float>(vg) * pg[g].scales[j];
               }
           }
@@ -493,9 +512,8 @@ inline void call_fused_s8(int rows, int np, const packed_weights& w, std::int64_
 
 /// Calls Kernel::s4_tile<R, IntOut> for a runtime 1 <= rows <= Kernel::mr.
 template <class Kernel, int R = Kernel::mr>
-inline void call_fused_s4(int rows, const packed_weights& w, std::int64_t p,
-                          const std::uint8_t* a, std::int64_t lda, const tile_epilogue& t,
-                          std::int64_t m0) noexcept {
+inline void call_fused_s4(int rows, const packed_weights& w, std::int64_t p, const std::uint8_t* a,
+                          std::int64_t lda, const tile_epilogue& t, std::int64_t m0) noexcept {
   if constexpr (R >= 1) {
     if (rows == R) {
       const std::uint8_t* panel = w.data() + p * w.panel_bytes();
@@ -522,9 +540,8 @@ inline void run_fused_panels(const gemm_call& c, const prepared_activations& a,
   const int MR = s4 ? Kernel::mr : Kernel::s8_mr;
   const int NP = s4 ? 1 : Kernel::s8_panels;
   const std::int64_t M = c.x->m;
-  constexpr std::int64_t kL2Budget = 256 * 1024;  // see run_panels
-  const std::int64_t mc =
-      std::max<std::int64_t>(MR, kL2Budget / std::max<std::int64_t>(a.ld, 1) / MR * MR);
+  // AVX-512 cores have >= 1 MiB of L2 (Skylake-SP, Ice Lake, Sapphire Rapids, Zen 4).
+  const std::int64_t mc = row_block(M, a.ld, MR, 512 * 1024);
   for (std::int64_t mb = 0; mb < M; mb += mc)
     for (std::int64_t p = p_begin; p < p_end; p += NP) {
       const int np = static_cast<int>(std::min<std::int64_t>(NP, p_end - p));
@@ -547,13 +564,13 @@ inline void run_with(const gemm_call& c) {
   prepared_activations a;
   const bool s4 = w.format() == weight_format::s4;
   prepare_activations(*c.x, kp, s4 ? w.group_size() : (w.has_zero_points() ? w.k() : 0), a);
+  const int threads = useful_threads(c.threads, c.x->m, w.n(), w.k());
   if constexpr (is_fused<Kernel>::value) {
     const tile_epilogue t = make_tile_epilogue(c, a);
-    parallel_for(w.panels(), c.threads, [&](std::int64_t b, std::int64_t e) {
-      run_fused_panels<Kernel>(c, a, t, b, e);
-    });
+    parallel_for(w.panels(), threads,
+                 [&](std::int64_t b, std::int64_t e) { run_fused_panels<Kernel>(c, a, t, b, e); });
   } else {
-    parallel_for(w.panels(), c.threads,
+    parallel_for(w.panels(), threads,
                  [&](std::int64_t b, std::int64_t e) { run_panels<Kernel>(c, a, b, e); });
   }
 }

@@ -39,9 +39,9 @@ namespace detail {
 struct tile_epilogue {
   enum class kind : std::uint8_t { int32, f32, requantize };
   kind type = kind::int32;
-  std::int64_t n = 0;               ///< output channels (loads past n are masked)
-  std::int32_t za = 0;              ///< activation zero point in the kernels' u8 domain
-  std::int32_t kza = 0;             ///< K * za (wrapping), affine weights only
+  std::int64_t n = 0;                    ///< output channels (loads past n are masked)
+  std::int32_t za = 0;                   ///< activation zero point in the kernels' u8 domain
+  std::int32_t kza = 0;                  ///< K * za (wrapping), affine weights only
   const std::int32_t* colsum = nullptr;  ///< s8: per channel
   const std::int32_t* zw = nullptr;      ///< s8 affine: per channel, else null
   const std::int32_t* rowsum = nullptr;  ///< s8 affine: per row; s4: [M x groups]
@@ -49,9 +49,9 @@ struct tile_epilogue {
   const float* sw = nullptr;             ///< s8 f32: per channel weight scales
   const float* sx = nullptr;             ///< f32: activation scale(s)
   bool sx_per_row = false;
-  const float* bias = nullptr;  ///< f32: per channel or null
-  float lo = 0, hi = 0;         ///< f32 clamp
-  const float* mult = nullptr;  ///< requantize: per channel
+  const float* bias = nullptr;           ///< f32: per channel or null
+  float lo = 0, hi = 0;                  ///< f32 clamp
+  const float* mult = nullptr;           ///< requantize: per channel
   const std::int32_t* bias_q = nullptr;  ///< requantize: per channel or null
   std::int32_t zy = 0, lo_q = 0, hi_q = 0;
   void* y = nullptr;  ///< output base: int32_t, float or 8-bit

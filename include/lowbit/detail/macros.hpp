@@ -107,12 +107,13 @@
 #define LOWBIT_RESTRICT __restrict__
 #define LOWBIT_LIKELY(x) __builtin_expect(!!(x), 1)
 #define LOWBIT_UNLIKELY(x) __builtin_expect(!!(x), 0)
-// Fully unrolls a loop over a kernel's register array before GCC's scalar
-// replacement: without it GCC 12 keeps `__m512i acc[MR]` in a form that costs one
-// register copy per accumulator per iteration (objdump the kernel to see).
-#define LOWBIT_UNROLL LOWBIT_PRAGMA(GCC unroll 16)
+// `LOWBIT_FOR_UNROLLED(int r = 0; r < MR; ++r) body`: a for loop over a kernel's
+// register array, fully unrolled before GCC's scalar replacement; without it GCC 12
+// keeps `__m512i acc[MR]` in a form that costs one register copy per accumulator per
+// iteration (objdump the kernel to see). (.clang-format lists it in ForEachMacros.)
+#define LOWBIT_FOR_UNROLLED(...) LOWBIT_PRAGMA(GCC unroll 16) for (__VA_ARGS__)
 #else
-#define LOWBIT_UNROLL
+#define LOWBIT_FOR_UNROLLED(...) for (__VA_ARGS__)
 #define LOWBIT_ALWAYS_INLINE inline
 #define LOWBIT_NOINLINE
 #define LOWBIT_RESTRICT

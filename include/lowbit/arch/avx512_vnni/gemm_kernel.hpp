@@ -96,8 +96,8 @@ class s8_finisher {
  public:
   s8_finisher(const detail::tile_epilogue& e, std::int64_t n0) noexcept
       : e_(e), n0_(n0), mask_(lane_mask(n0, e.n)) {
-    zc_ = _mm512_mullo_epi32(_mm512_set1_epi32(e.za),
-                             _mm512_maskz_loadu_epi32(mask_, e.colsum + n0));
+    zc_ =
+        _mm512_mullo_epi32(_mm512_set1_epi32(e.za), _mm512_maskz_loadu_epi32(mask_, e.colsum + n0));
     if (e.zw) {
       zw_ = _mm512_maskz_loadu_epi32(mask_, e.zw + n0);
       kzw_ = _mm512_mullo_epi32(_mm512_set1_epi32(e.kza), zw_);
@@ -191,47 +191,36 @@ struct gemm_kernels {
                       std::int64_t m0, std::int64_t n0) noexcept {
     constexpr int S = accumulator_sets<MR * NP>();
     __m512i acc[S][MR][NP];
-    LOWBIT_UNROLL
-    for (int s = 0; s < S; ++s)
-      LOWBIT_UNROLL
-      for (int r = 0; r < MR; ++r)
-        LOWBIT_UNROLL
-        for (int p = 0; p < NP; ++p) acc[s][r][p] = _mm512_setzero_si512();
+    LOWBIT_FOR_UNROLLED (int s = 0; s < S; ++s)
+      LOWBIT_FOR_UNROLLED (int r = 0; r < MR; ++r)
+        LOWBIT_FOR_UNROLLED (int p = 0; p < NP; ++p) acc[s][r][p] = _mm512_setzero_si512();
     std::int64_t k4 = 0;
     for (; k4 + S <= k4n; k4 += S)
-      LOWBIT_UNROLL
-      for (int s = 0; s < S; ++s) {
+      LOWBIT_FOR_UNROLLED (int s = 0; s < S; ++s) {
         __m512i w[NP];
-        LOWBIT_UNROLL
-        for (int p = 0; p < NP; ++p) w[p] = _mm512_load_si512(b + p * panel_bytes + (k4 + s) * 64);
-        LOWBIT_UNROLL
-        for (int r = 0; r < MR; ++r) {
+        LOWBIT_FOR_UNROLLED (int p = 0; p < NP; ++p)
+          w[p] = _mm512_load_si512(b + p * panel_bytes + (k4 + s) * 64);
+        LOWBIT_FOR_UNROLLED (int r = 0; r < MR; ++r) {
           const __m512i av = bcast4(a + r * lda + 4 * (k4 + s));
-          LOWBIT_UNROLL
-          for (int p = 0; p < NP; ++p) dpbusd(acc[s][r][p], av, w[p]);
+          LOWBIT_FOR_UNROLLED (int p = 0; p < NP; ++p) dpbusd(acc[s][r][p], av, w[p]);
         }
       }
     if constexpr (S > 1) {  // (S == 1: the loop above ran every k4)
       for (; k4 < k4n; ++k4) {
         __m512i w[NP];
-        LOWBIT_UNROLL
-        for (int p = 0; p < NP; ++p) w[p] = _mm512_load_si512(b + p * panel_bytes + k4 * 64);
-        LOWBIT_UNROLL
-        for (int r = 0; r < MR; ++r) {
+        LOWBIT_FOR_UNROLLED (int p = 0; p < NP; ++p)
+          w[p] = _mm512_load_si512(b + p * panel_bytes + k4 * 64);
+        LOWBIT_FOR_UNROLLED (int r = 0; r < MR; ++r) {
           const __m512i av = bcast4(a + r * lda + 4 * k4);
-          LOWBIT_UNROLL
-          for (int p = 0; p < NP; ++p) dpbusd(acc[0][r][p], av, w[p]);
+          LOWBIT_FOR_UNROLLED (int p = 0; p < NP; ++p) dpbusd(acc[0][r][p], av, w[p]);
         }
       }
     }
-    LOWBIT_UNROLL
-    for (int p = 0; p < NP; ++p) {
+    LOWBIT_FOR_UNROLLED (int p = 0; p < NP; ++p) {
       const s8_finisher fin(e, n0 + 16 * p);
-      LOWBIT_UNROLL
-      for (int r = 0; r < MR; ++r) {
+      LOWBIT_FOR_UNROLLED (int r = 0; r < MR; ++r) {
         __m512i v = acc[0][r][p];
-        LOWBIT_UNROLL
-        for (int s = 1; s < S; ++s) v = _mm512_add_epi32(v, acc[s][r][p]);
+        LOWBIT_FOR_UNROLLED (int s = 1; s < S; ++s) v = _mm512_add_epi32(v, acc[s][r][p]);
         fin.store(m0 + r, v);
       }
     }
@@ -251,39 +240,32 @@ struct gemm_kernels {
     const __m512i za = _mm512_set1_epi32(e.za);
     __m512i tot[MR];
     __m512 ftot[MR];
-    LOWBIT_UNROLL
-    for (int r = 0; r < MR; ++r) {
+    LOWBIT_FOR_UNROLLED (int r = 0; r < MR; ++r) {
       tot[r] = _mm512_setzero_si512();
       ftot[r] = _mm512_setzero_ps();
     }
     for (std::int64_t g = 0; g < groups; ++g) {
       __m512i acc[S][MR];
-      LOWBIT_UNROLL
-      for (int s = 0; s < S; ++s)
-        LOWBIT_UNROLL
-        for (int r = 0; r < MR; ++r) acc[s][r] = _mm512_setzero_si512();
+      LOWBIT_FOR_UNROLLED (int s = 0; s < S; ++s)
+        LOWBIT_FOR_UNROLLED (int r = 0; r < MR; ++r) acc[s][r] = _mm512_setzero_si512();
       for (std::int64_t k8 = g * g8; k8 < (g + 1) * g8; k8 += U)
-        LOWBIT_UNROLL
-        for (int u = 0; u < U; ++u) {
+        LOWBIT_FOR_UNROLLED (int u = 0; u < U; ++u) {
           const __m512i v = _mm512_load_si512(b + (k8 + u) * 64);
           const __m512i lo = _mm512_and_si512(v, nib);  // w + 8, a valid s8
           const __m512i hi = _mm512_and_si512(_mm512_srli_epi16(v, 4), nib);
           const int s_lo = (2 * u) % S, s_hi = (2 * u + 1) % S;
-          LOWBIT_UNROLL
-          for (int r = 0; r < MR; ++r) {
+          LOWBIT_FOR_UNROLLED (int r = 0; r < MR; ++r) {
             const std::uint8_t* ar = a + r * lda + 8 * (k8 + u);
             dpbusd(acc[s_lo][r], bcast4(ar), lo);
             dpbusd(acc[s_hi][r], bcast4(ar + 4), hi);
           }
         }
-      const __m512i zc = _mm512_mullo_epi32(
-          za, _mm512_load_si512(static_cast<const void*>(pg[g].column_sums)));
+      const __m512i zc =
+          _mm512_mullo_epi32(za, _mm512_load_si512(static_cast<const void*>(pg[g].column_sums)));
       const __m512 sw = _mm512_load_ps(pg[g].scales);
-      LOWBIT_UNROLL
-      for (int r = 0; r < MR; ++r) {
+      LOWBIT_FOR_UNROLLED (int r = 0; r < MR; ++r) {
         __m512i v = acc[0][r];
-        LOWBIT_UNROLL
-        for (int s = 1; s < S; ++s) v = _mm512_add_epi32(v, acc[s][r]);
+        LOWBIT_FOR_UNROLLED (int s = 1; s < S; ++s) v = _mm512_add_epi32(v, acc[s][r]);
         // - 8 * rowsum[m][g] (wrapping shift: exact mod 2^32 like every correction)
         v = _mm512_sub_epi32(
             _mm512_sub_epi32(v, zc),
@@ -298,22 +280,19 @@ struct gemm_kernels {
     const __mmask16 mask = lane_mask(n0, e.n);
     if constexpr (IntOut) {
       auto* y = static_cast<std::int32_t*>(e.y);
-      LOWBIT_UNROLL
-      for (int r = 0; r < MR; ++r) _mm512_mask_storeu_epi32(y + (m0 + r) * e.ldy + n0, mask, tot[r]);
+      LOWBIT_FOR_UNROLLED (int r = 0; r < MR; ++r)
+        _mm512_mask_storeu_epi32(y + (m0 + r) * e.ldy + n0, mask, tot[r]);
     } else {
       auto* y = static_cast<float*>(e.y);
-      const __m512 bias =
-          e.bias ? _mm512_maskz_loadu_ps(mask, e.bias + n0) : _mm512_setzero_ps();
+      const __m512 bias = e.bias ? _mm512_maskz_loadu_ps(mask, e.bias + n0) : _mm512_setzero_ps();
       const __m512 lo = _mm512_set1_ps(e.lo), hi = _mm512_set1_ps(e.hi);
-      LOWBIT_UNROLL
-      for (int r = 0; r < MR; ++r) {
+      LOWBIT_FOR_UNROLLED (int r = 0; r < MR; ++r) {
         __m512 f = fmul(ftot[r], _mm512_set1_ps(e.sx_per_row ? e.sx[m0 + r] : e.sx[0]));
         if (e.bias) f = fadd(f, bias);
         _mm512_mask_storeu_ps(y + (m0 + r) * e.ldy + n0, mask, fclamp(f, lo, hi));
       }
     }
   }
-
 };
 
 }  // namespace avx512_vnni
