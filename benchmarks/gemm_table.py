@@ -8,13 +8,16 @@ vpdpbusd peak (peak/avx512_vnni, times the thread count).
     ONEDNN_MAX_CPU_ISA=AVX512_CORE_VNNI build/benchmarks/lowbit_bench \\
         --benchmark_filter='...' --benchmark_repetitions=5 \\
         --benchmark_report_aggregates_only=true --benchmark_format=json > gemm.json
-    python3 benchmarks/gemm_table.py gemm.json
+    python3 benchmarks/gemm_table.py gemm.json [more.json ...]
 
+With several files (separate runs of the same command), each cell is the median of
+the runs' medians: on a shared machine one run can land in a noisy minute.
 Only the standard library; benchmark names are parsed by the contract in
 bench_gemm.cpp (gemm/<impl>/<wtype>/M:<m>/N:<n>/K:<k>/threads:<t>).
 """
 import json
 import re
+import statistics
 import sys
 
 NAME = re.compile(r"^gemm/([a-z0-9_]+)/([a-z0-9]+)/M:(\d+)/N:(\d+)/K:(\d+)/threads:(\d+)$")
@@ -42,10 +45,19 @@ def load(path):
     return doc.get("context", {}), gops, gbps, peak
 
 
+def merge(runs):
+    """Per key, the median over the runs that have it."""
+    keys = set().union(*runs)
+    return {k: statistics.median([r[k] for r in runs if k in r]) for k in keys}
+
+
 def main():
-    if len(sys.argv) != 2:
-        sys.exit("usage: gemm_table.py RESULTS.json")
-    context, gops, gbps, peak = load(sys.argv[1])
+    if len(sys.argv) < 2:
+        sys.exit("usage: gemm_table.py RESULTS.json [MORE.json ...]")
+    loaded = [load(path) for path in sys.argv[1:]]
+    context = loaded[0][0]
+    gops, gbps, peak = (merge([run[i] for run in loaded]) for i in (1, 2, 3))
+    print(f"{len(loaded)} run(s); each cell is the median over them of the run's median")
     shapes = sorted({k[2:] for k in gops}, key=lambda s: (-s[0] * s[1] * s[2], s[3]))
     impls = sorted({k[:2] for k in gops})
     for name, value in sorted(peak.items()):

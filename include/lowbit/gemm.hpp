@@ -20,7 +20,13 @@
 //               mult[n] = (sx * sw[n]) / sy, bias_q[n] = round_half_even(bias[n] / (sx * sw[n]))
 //               (s8 weights, per-tensor activation scale; the core's float requantize rule)
 // sx is per tensor or per row (per token). Floats are computed in float32 with a
-// multiply and an add (no FMA contraction in the reference).
+// multiply and an add, each rounded to nearest even (no FMA). The AVX-512 kernels
+// guarantee it with embedded rounding; the other paths and lowbit::reference are
+// plain C++, which GCC contracts into FMAs when the including file is built with FMA
+// enabled (-mfma, -march=x86-64-v3 or native) under its default -ffp-contract=fast:
+// such builds can differ from the AVX-512 path by an ulp in f32 outputs with a bias
+// or s4 weights; add -ffp-contract=off for bit-identical f32 results on every path.
+// (int32 and requantize results are exact integers either way.)
 //
 // Dispatch and threads: the kernels are those of the ISA the weights were packed for
 // (packed_weights::level()). Threading is opt-in (gemm_context::threads): output

@@ -33,8 +33,9 @@
 //     byte[k8][c][j] = (W[16p+c][8*k8 + j] + 8)  |  (W[16p+c][8*k8 + 4 + j] + 8) << 4
 //     so the low nibbles of a row are row 2*k8 and the high nibbles row 2*k8+1: a
 //     kernel gets two rows of u from one 64-byte load with an AND (and a shift).
-//     vpdpbusd takes u as it is (0..15 is a valid s8) and the driver subtracts
-//     8 * sum_k a'[m][k] per group; kernels that want w subtract 8 in bytes.
+//     The fused AVX-512 kernel feeds u to vpdpbusd as it is (0..15 is a valid s8) and
+//     subtracts 8 * sum_k a'[m][k] once per group; the other kernels subtract 8 in
+//     bytes, the f32 weight-only kernels XOR 0x88 before their shifts.
 //
 // Panels follow each other: panel p starts at p * K4 * 64 (s8) or p * K8 * 64 (s4).
 //
@@ -79,7 +80,9 @@ constexpr const char* to_string(weight_format f) noexcept {
 ///   s8, symmetric weights: |a' * w| <= 255 * 128 = 32640          -> K <= 65793
 ///   s8, weight zero points: |(a - za)(w - zw)| <= 255 * 255 = 65025 -> K <= 33025
 ///   s4: |a' * w| <= 255 * 8 = 2040                                -> K <= 1052688
-/// gemm() rejects larger K with a lowbit::error.
+/// gemm() rejects larger K with a lowbit::error. (Intermediate raw sums may wrap, e.g.
+/// the AVX-512 s4 kernel's sum over a group of a' * (w + 8); every correction is done
+/// in wrapping 32-bit arithmetic, so the final value, which fits, is exact.)
 constexpr std::int64_t max_k(weight_format f, bool weight_zero_points = false) noexcept {
   const std::int64_t limit = 2147483647;
   if (f == weight_format::s4) return limit / (255 * 8);

@@ -5,30 +5,32 @@
 // The computation, as loops (BLIS names; the kernel is the innermost block):
 //
 //   prepare:  a'[m][k] = x[m][k] as u8 (int8 input: x + 128), K padded with zeros to
-//             a multiple of 4; rowsum[m] = sum_k a'[m][k] when weights have zero points
-//   parallel over panels p (16 output channels each; static split = deterministic)
-//     for row blocks mb of mc rows (mc x K bytes of a' fit in L2)
-//     for each panel p of this thread
+//             a multiple of 4; rowsum[m] = sum_k a'[m][k] when s8 weights have zero
+//             points; group_rowsum[m][g] (sum over group g) for s4 on a fused kernel
+//   parallel over panels p (16 output channels each; static split = deterministic;
+//   fused s8: in units of Kernel::s8_panels panels)
+//     for row blocks mb of mc rows (row_block: mc x K bytes of a' stay in L2)
+//     for each panel p (fused s8: group of up to s8_panels panels) of this thread
 //     for m0 in mb, mb + MR, ...                       (MR rows of the ISA's kernel)
-//       s8: P[MR][16] = kernel::s8<mr>(a' rows, panel p, all K)
-//           epilogue(P) -> y rows m0.., channels 16p..
-//       s4: for each group g: P_g = kernel::s4<mr>(a' rows, panel p, group g)
-//               acc += P_g - za' colsum[n][g];  facc += float(P_g - za' colsum[n][g]) * sw[n][g]
-//           epilogue(acc, facc)
+//       unfused s8: P[MR][16] = kernel::s8<MR>(a' rows, panel p, all K)
+//                   epilogue(P) -> y rows m0.., channels 16p..     (store_rows)
+//       unfused s4: for each group g: P_g = kernel::s4<MR>(a' rows, panel p, group g)
+//                   (the kernel subtracts the stored + 8 in bytes)
+//                   acc += P_g - za' colsum[n][g]; facc += float(P_g - za' colsum[n][g]) * sw[n][g]
+//                   epilogue(acc, facc)
+//       fused:      kernel::s8_tile / s4_tile: all of K (all groups) and the epilogue
+//                   in registers (detail/gemm_tile.hpp has the math, including the
+//                   s4 term - 8 group_rowsum[m][g])
 //
 // Kernels (arch/<isa>/gemm_kernel.hpp) are plain functions in target regions, called
-// once per MR x 16 tile: the driver itself is baseline code, so it never executes an
+// once per tile: the driver itself is baseline code, so it never executes an
 // instruction the CPU lacks. All integer corrections use wrap-around uint32
 // arithmetic, exact because the final sum fits int32 (max_k()).
 //
-// Two kinds of kernel families:
-//   fused (AVX-512 VNNI): s8_tile / s4_tile run all of K (all groups) and the epilogue
-//       in registers, with the per-call terms resolved once into a tile_epilogue
-//       (detail/gemm_tile.hpp). The driver only walks tiles.
-//   unfused (AVX2, AVX-VNNI, portable): s8 / s4 write the raw int32 tile; the driver
-//       folds groups and applies the epilogue per element (store_output below).
-// Both compute the same values, operation for operation; tests compare every path
-// with lowbit::reference.
+// Fused kernels (AVX-512 VNNI) resolve the per-call terms once into a tile_epilogue;
+// unfused ones (AVX2, AVX-VNNI, portable) write the raw int32 tile and the driver
+// finishes it on per-panel terms (store_rows). Both compute the same values,
+// operation for operation; tests compare every path with lowbit::reference.
 #ifndef LOWBIT_DETAIL_GEMM_DRIVER_HPP_
 #define LOWBIT_DETAIL_GEMM_DRIVER_HPP_
 
@@ -159,10 +161,15 @@ constexpr std::int64_t activation_stride(std::int64_t kp) noexcept { return (kp 
 
 /// Activations in the kernels' u8 domain, K padded with zeros to `kp` (and the row
 /// stride to activation_stride(kp)). Small calls (decode, small layers: where the
-/// allocation would cost as much as the GEMM) use a buffer kept per calling thread;
-/// larger ones own theirs, so no thread retains more than kCachedBytes.
+/// allocation would cost as much as the GEMM) use a buffer kept per calling thread,
+/// valid until that thread's next gemm call (gemm never calls itself; the workers
+/// only read it while the caller waits); larger ones own theirs, so no thread retains
+/// more than kCachedBytes.
 struct prepared_activations {
   static constexpr std::size_t kCachedBytes = 256 * 1024;
+  prepared_activations() = default;
+  prepared_activations(const prepared_activations&) = delete;  // data may point into owned
+  prepared_activations& operator=(const prepared_activations&) = delete;
   const std::uint8_t* data = nullptr;
   std::int64_t ld = 0;
   /// sum_k a'[m][k] over the row (s8 with weight zero points) or over each group
@@ -201,15 +208,17 @@ inline std::int32_t flip_copy_sum(const std::uint8_t* LOWBIT_RESTRICT s,
 /// for s4).
 inline void prepare_activations(const activations& x, std::int64_t kp, std::int64_t sum_span,
                                 prepared_activations& p) {
-  thread_local aligned_buffer cache(prepared_activations::kCachedBytes);
+  thread_local aligned_buffer cache;  // allocated by the thread's first small call
   thread_local std::vector<std::int32_t> cache_rowsum;
   p.ld = activation_stride(kp);
   const auto bytes = static_cast<std::size_t>(x.m * p.ld);
   std::uint8_t* base;
   if (bytes <= prepared_activations::kCachedBytes) {
+    if (cache.size() == 0)
+      cache = aligned_buffer(prepared_activations::kCachedBytes, aligned_buffer::uninitialized);
     base = cache.data();
   } else {
-    p.owned = aligned_buffer(bytes);
+    p.owned = aligned_buffer(bytes, aligned_buffer::uninitialized);  // every byte is written
     base = p.owned.data();
   }
   const std::int64_t spans = sum_span > 0 ? (x.k + sum_span - 1) / sum_span : 0;
@@ -278,10 +287,12 @@ inline void store_output(const gemm_call& c, std::int64_t m, std::int64_t n, std
 /// Rows per block: the loop nests keep a block of prepared activations (rows x ld
 /// bytes) in L2 while every panel of the thread streams past it; without blocks, all
 /// of A would be read once per panel, and each block costs one pass over the weights.
-/// `budget` is a fraction of the L2 (256 KiB: a quarter to an eighth of the 1-2 MiB of
-/// the x86 cores lowbit targets; the AVX-512 path uses 512 KiB). Blocks are balanced
-/// and a multiple of the tile height: M = 128 at K = 4096 runs 3 blocks of 49, 49, 30
-/// rows, not 63, 63, 2 (a third pass over the weights for 2 rows).
+/// `budget` is a share of the L2: 256 KiB on the unfused paths (the whole L2 of
+/// Haswell..Comet Lake client cores, half of Zen 2/3's), 512 KiB on AVX-512 (a half
+/// to a quarter of Skylake-SP, Sapphire Rapids and Zen 4's 1-2 MiB; all of Ice Lake
+/// client's). Blocks are balanced and a multiple of the tile height: at a budget of
+/// 256 KiB, M = 128 and K = 4096 run blocks of 49, 49, 30 rows (7-row tiles), not
+/// 63, 63, 2 (a third pass over all the weights for 2 rows).
 inline std::int64_t row_block(std::int64_t m, std::int64_t ld, int mr,
                               std::int64_t budget) noexcept {
   const std::int64_t most =
@@ -459,7 +470,7 @@ inline tile_epilogue make_tile_epilogue(const gemm_call& c, const prepared_activ
     }
     t.sw = w.scales().data();
   } else {
-    t.rowsum = a.rowsum;
+    t.group_rowsum = a.rowsum;
     t.groups = w.groups();
   }
   t.y = c.y.data;
@@ -510,8 +521,8 @@ inline void call_fused_s8(int rows, int np, const packed_weights& w, std::int64_
   }
 }
 
-/// Calls Kernel::s4_tile<R, IntOut> for a runtime 1 <= rows <= Kernel::mr.
-template <class Kernel, int R = Kernel::mr>
+/// Calls Kernel::s4_tile<R, IntOut> for a runtime 1 <= rows <= Kernel::s4_mr.
+template <class Kernel, int R = Kernel::s4_mr>
 inline void call_fused_s4(int rows, const packed_weights& w, std::int64_t p, const std::uint8_t* a,
                           std::int64_t lda, const tile_epilogue& t, std::int64_t m0) noexcept {
   if constexpr (R >= 1) {
@@ -537,16 +548,16 @@ inline void run_fused_panels(const gemm_call& c, const prepared_activations& a,
                              const tile_epilogue& t, std::int64_t p_begin, std::int64_t p_end) {
   const packed_weights& w = *c.w;
   const bool s4 = w.format() == weight_format::s4;
-  const int MR = s4 ? Kernel::mr : Kernel::s8_mr;
-  const int NP = s4 ? 1 : Kernel::s8_panels;
+  const int mr = s4 ? Kernel::s4_mr : Kernel::s8_mr;
+  const int np_max = s4 ? 1 : Kernel::s8_panels;
   const std::int64_t M = c.x->m;
   // AVX-512 cores have >= 1 MiB of L2 (Skylake-SP, Ice Lake, Sapphire Rapids, Zen 4).
-  const std::int64_t mc = row_block(M, a.ld, MR, 512 * 1024);
+  const std::int64_t mc = row_block(M, a.ld, mr, 512 * 1024);
   for (std::int64_t mb = 0; mb < M; mb += mc)
-    for (std::int64_t p = p_begin; p < p_end; p += NP) {
-      const int np = static_cast<int>(std::min<std::int64_t>(NP, p_end - p));
-      for (std::int64_t m0 = mb; m0 < std::min(M, mb + mc); m0 += MR) {
-        const int rows = static_cast<int>(std::min<std::int64_t>(MR, M - m0));
+    for (std::int64_t p = p_begin; p < p_end; p += np_max) {
+      const int np = static_cast<int>(std::min<std::int64_t>(np_max, p_end - p));
+      for (std::int64_t m0 = mb; m0 < std::min(M, mb + mc); m0 += mr) {
+        const int rows = static_cast<int>(std::min<std::int64_t>(mr, M - m0));
         const std::uint8_t* arow = a.data + m0 * a.ld;
         if (s4) {
           call_fused_s4<Kernel>(rows, w, p, arow, a.ld, t, m0);
@@ -562,13 +573,21 @@ inline void run_with(const gemm_call& c) {
   const packed_weights& w = *c.w;
   const std::int64_t kp = w.format() == weight_format::s8 ? (w.k() + 3) / 4 * 4 : w.k();
   prepared_activations a;
-  const bool s4 = w.format() == weight_format::s4;
-  prepare_activations(*c.x, kp, s4 ? w.group_size() : (w.has_zero_points() ? w.k() : 0), a);
+  // Sums: s8 with weight zero points, per row; s4 on a fused kernel, per group (the
+  // unfused s4 kernels subtract the stored + 8 in bytes and need none).
+  const std::int64_t sum_span = w.format() == weight_format::s4
+                                    ? (is_fused<Kernel>::value ? w.group_size() : 0)
+                                    : (w.has_zero_points() ? w.k() : 0);
+  prepare_activations(*c.x, kp, sum_span, a);
   const int threads = useful_threads(c.threads, c.x->m, w.n(), w.k());
   if constexpr (is_fused<Kernel>::value) {
     const tile_epilogue t = make_tile_epilogue(c, a);
-    parallel_for(w.panels(), threads,
-                 [&](std::int64_t b, std::int64_t e) { run_fused_panels<Kernel>(c, a, t, b, e); });
+    // Split in units of whole s8 tiles, so no thread ends on a narrow tile it need
+    // not have (s4 tiles are one panel wide).
+    const std::int64_t unit = w.format() == weight_format::s8 ? Kernel::s8_panels : 1;
+    parallel_for((w.panels() + unit - 1) / unit, threads, [&](std::int64_t b, std::int64_t e) {
+      run_fused_panels<Kernel>(c, a, t, b * unit, std::min(e * unit, w.panels()));
+    });
   } else {
     parallel_for(w.panels(), threads,
                  [&](std::int64_t b, std::int64_t e) { run_panels<Kernel>(c, a, b, e); });

@@ -1,7 +1,7 @@
 // SPDX-License-Identifier: Apache-2.0
 // detail/gemm_tile.hpp: what a fused microkernel needs to finish its tile in registers.
 //
-// A fused kernel (arch/avx512_vnni/gemm_kernel.hpp) computes an MR x 16 block of raw
+// A fused kernel (arch/avx512_vnni/gemm_kernel.hpp) computes an MR x 16 NP block of raw
 // products P[m][n] = sum_k a'[m][k] * W[n][k] and turns it into output values before
 // it leaves the registers (gemmlowp's "output pipeline", ruy's MulParams applied in
 // the kernel). Everything that depends only on the call is resolved once, by the
@@ -11,9 +11,11 @@
 //
 //   s8:  v = P - za' * colsum[n]                                   (uint32 wrap, exact)
 //            [- zw[n] * rowsum[m] + K * za' * zw[n]]               (affine weights)
-//   s4:  per group g: v_g = P'_g - 8 * rowsum[m][g] - za' * colsum[n][g]
+//   s4:  per group g: v_g = P'_g - 8 * group_rowsum[m][g] - za' * colsum[n][g]
 //                     (P'_g = sum a' * (w + 8): the kernel uses the stored nibbles as
-//                     they are; rowsum[m][g] = sum_{k in g} a'[m][k])
+//                     they are; group_rowsum[m][g] = sum_{k in g} a'[m][k]. P'_g may
+//                     pass 2^31 for groups above ~561k values: vpdpbusd wraps, and the
+//                     wrapped difference is exact, like every correction here)
 //                     int32 output: v = sum_g v_g
 //                     otherwise:    f = sum_g float(v_g) * sw[n][g]   (mul, then add)
 //   int32       y = v
@@ -39,15 +41,16 @@ namespace detail {
 struct tile_epilogue {
   enum class kind : std::uint8_t { int32, f32, requantize };
   kind type = kind::int32;
-  std::int64_t n = 0;                    ///< output channels (loads past n are masked)
-  std::int32_t za = 0;                   ///< activation zero point in the kernels' u8 domain
-  std::int32_t kza = 0;                  ///< K * za (wrapping), affine weights only
-  const std::int32_t* colsum = nullptr;  ///< s8: per channel
-  const std::int32_t* zw = nullptr;      ///< s8 affine: per channel, else null
-  const std::int32_t* rowsum = nullptr;  ///< s8 affine: per row; s4: [M x groups]
-  std::int64_t groups = 0;               ///< s4: groups per row of rowsum
-  const float* sw = nullptr;             ///< s8 f32: per channel weight scales
-  const float* sx = nullptr;             ///< f32: activation scale(s)
+  std::int64_t n = 0;                          ///< output channels (loads past n are masked)
+  std::int32_t za = 0;                         ///< activation zero point in the kernels' u8 domain
+  std::int32_t kza = 0;                        ///< K * za (wrapping), affine weights only
+  const std::int32_t* colsum = nullptr;        ///< s8: per channel
+  const std::int32_t* zw = nullptr;            ///< s8 affine: per channel, else null
+  const std::int32_t* rowsum = nullptr;        ///< s8 affine: per row, else null
+  const std::int32_t* group_rowsum = nullptr;  ///< s4: [M x groups]
+  std::int64_t groups = 0;                     ///< s4: groups per row of group_rowsum
+  const float* sw = nullptr;                   ///< s8 f32: per channel weight scales
+  const float* sx = nullptr;                   ///< f32: activation scale(s)
   bool sx_per_row = false;
   const float* bias = nullptr;           ///< f32: per channel or null
   float lo = 0, hi = 0;                  ///< f32 clamp

@@ -136,9 +136,8 @@ class thread_pool {
   const std::function<void(int)>* job_ = nullptr;
   int active_ = 0, remaining_ = 0;
   std::uint64_t generation_ = 0;
-  std::atomic<std::uint64_t> published_{0};
-  std::atomic<int> left_{
-      0};  // remaining_, readable without the mutex  // generation_, readable without the mutex
+  std::atomic<std::uint64_t> published_{0};  // generation_, readable without the mutex
+  std::atomic<int> left_{0};                 // remaining_, readable without the mutex
 };
 
 template <class F>
@@ -157,8 +156,13 @@ void parallel_for(std::int64_t count, int threads, F&& f) {
   const std::function<void(int)> job = [&](int i) { slice(i); };
   if (thread_pool::instance().try_run(static_cast<int>(t), job)) return;
   std::vector<std::thread> pool;  // the pool is busy: fresh threads for this call
-  pool.reserve(static_cast<std::size_t>(t - 1));
-  for (std::int64_t i = 1; i < t; ++i) pool.emplace_back(slice, i);
+  std::int64_t started = 1;
+  try {
+    pool.reserve(static_cast<std::size_t>(t - 1));
+    for (; started < t; ++started) pool.emplace_back(slice, started);
+  } catch (...) {  // no more threads (std::system_error): the caller runs the rest
+  }
+  for (std::int64_t i = started; i < t; ++i) slice(i);
   slice(0);
   for (auto& th : pool) th.join();
 #endif

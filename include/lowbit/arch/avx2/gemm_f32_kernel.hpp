@@ -60,7 +60,7 @@ struct gemm_f32_kernels {
     for (std::int64_t k8 = k8b; k8 < k8e; ++k8) {
       const auto* p = reinterpret_cast<const __m256i*>(b + k8 * 64);
       // stored nibbles are w + 8: ^ 0x88 gives w's two's complement nibbles back
-      const __m256i x88 = _mm256_set1_epi8(-120);
+      const __m256i x88 = _mm256_set1_epi8(static_cast<char>(0x88));
       const __m256i v0 = _mm256_xor_si256(_mm256_load_si256(p), x88),
                     v1 = _mm256_xor_si256(_mm256_load_si256(p + 1), x88);
       const std::int64_t k0 = 8 * k8;

@@ -65,7 +65,8 @@ struct gemm_f32_kernels {
     for (int r = 0; r < MR; ++r) acc[r] = _mm512_setzero_ps();
     for (std::int64_t k8 = k8b; k8 < k8e; ++k8) {
       // stored nibbles are w + 8: ^ 0x88 gives w's two's complement nibbles back
-      const __m512i v = _mm512_xor_si512(_mm512_load_si512(b + k8 * 64), _mm512_set1_epi8(-120));
+      const __m512i v = _mm512_xor_si512(_mm512_load_si512(b + k8 * 64),
+                                         _mm512_set1_epi8(static_cast<char>(0x88)));
       const std::int64_t k0 = 8 * k8;
       step<MR, 4, 28>(x, ldx, k0 + 0, v, acc);  // low nibble of byte 0
       step<MR, 4, 20>(x, ldx, k0 + 1, v, acc);

@@ -1,6 +1,7 @@
 // SPDX-License-Identifier: Apache-2.0
-// arch/avx512_vnni/gemm_kernel.hpp: zmm vpdpbusd microkernels, MR rows x 16 channels,
-// with the epilogue fused: a tile leaves the registers as finished output values.
+// arch/avx512_vnni/gemm_kernel.hpp: zmm vpdpbusd microkernels (s8: up to 7 rows x 48
+// channels, s4: up to 8 rows x 16) with the epilogue fused: a tile leaves the registers
+// as finished output values.
 //
 // Tiles (s8: MR <= 7 rows x NP <= 3 panels of 16 channels; s4: MR <= 8 rows x 1 panel):
 //
@@ -25,9 +26,10 @@
 // aligned loads) and 8 * the group's activation sum (detail/gemm_tile.hpp).
 //
 // The epilogue (detail/gemm_tile.hpp has the math) runs on the accumulators. Its float
-// multiplies and adds use the _round_ intrinsics with _MM_FROUND_CUR_DIRECTION: the
-// same vmulps/vaddps, but compilers cannot contract them into an FMA, which would
-// round once instead of twice and break bit-exactness with the reference.
+// conversions, multiplies and adds use embedded rounding {rn-sae} (round to nearest
+// even, the default MXCSR mode the reference assumes): compilers treat these as opaque
+// and never contract a multiply and an add into an FMA, which would round once instead
+// of twice and break bit-exactness with the reference, whatever -ffp-contract says.
 #ifndef LOWBIT_ARCH_AVX512_VNNI_GEMM_KERNEL_HPP_
 #define LOWBIT_ARCH_AVX512_VNNI_GEMM_KERNEL_HPP_
 
@@ -52,23 +54,22 @@ inline __m512i bcast4(const std::uint8_t* p) noexcept {
   return _mm512_set1_epi32(v);
 }
 
-/// acc += dot4(a_u8, w_s8) per lane. Inline asm with a tied "+v" operand: with the
-/// intrinsic, GCC 12 allocates the loop-carried accumulator and the instruction's
-/// destination to different registers and adds two zmm copies per vpdpbusd.
+/// acc += dot4(a_u8, w_s8) per lane. On GCC, inline asm with a tied "+v" operand:
+/// with the intrinsic, GCC 12 allocates the loop-carried accumulator and the
+/// instruction's destination to different registers and adds two zmm copies per
+/// vpdpbusd. Clang allocates the intrinsic well.
 LOWBIT_ALWAYS_INLINE void dpbusd(__m512i& acc, __m512i a, __m512i w) noexcept {
-#if defined(__GNUC__)
+#if defined(__GNUC__) && !defined(__clang__)
   __asm__("vpdpbusd {%2, %1, %0|%0, %1, %2}" : "+v"(acc) : "v"(a), "v"(w));
 #else
   acc = _mm512_dpbusd_epi32(acc, a, w);
 #endif
 }
 
-inline __m512 fmul(__m512 a, __m512 b) noexcept {
-  return _mm512_mul_round_ps(a, b, _MM_FROUND_CUR_DIRECTION);
-}
-inline __m512 fadd(__m512 a, __m512 b) noexcept {
-  return _mm512_add_round_ps(a, b, _MM_FROUND_CUR_DIRECTION);
-}
+constexpr int kRne = _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC;
+inline __m512 fmul(__m512 a, __m512 b) noexcept { return _mm512_mul_round_ps(a, b, kRne); }
+inline __m512 fadd(__m512 a, __m512 b) noexcept { return _mm512_add_round_ps(a, b, kRne); }
+inline __m512 to_float(__m512i v) noexcept { return _mm512_cvt_roundepi32_ps(v, kRne); }
 /// `v < lo ? lo : (v > hi ? hi : v)`: vmaxps/vminps return their SECOND operand on
 /// ties (+0 vs -0) and NaN, so the bound goes first.
 inline __m512 fclamp(__m512 v, __m512 lo, __m512 hi) noexcept {
@@ -138,7 +139,7 @@ class s8_finisher {
         return;
       case detail::tile_epilogue::kind::f32: {
         const __m512 s = fmul(_mm512_set1_ps(e_.sx_per_row ? e_.sx[m] : e_.sx[0]), s_);
-        __m512 f = fmul(_mm512_cvtepi32_ps(v), s);
+        __m512 f = fmul(to_float(v), s);
         if (e_.bias) f = fadd(f, bias_);
         _mm512_mask_storeu_ps(static_cast<float*>(e_.y) + at, mask_, fclamp(f, lo_, hi_));
         return;
@@ -146,15 +147,16 @@ class s8_finisher {
       case detail::tile_epilogue::kind::requantize: {
         __m512 f;
         if (e_.bias_q) {  // int64(v) + bias_q, rounded once to float
-          const __m256 l = _mm512_cvtepi64_ps(
-              _mm512_add_epi64(_mm512_cvtepi32_epi64(_mm512_castsi512_si256(v)), bq_lo_));
-          const __m256 h = _mm512_cvtepi64_ps(
-              _mm512_add_epi64(_mm512_cvtepi32_epi64(_mm512_extracti64x4_epi64(v, 1)), bq_hi_));
+          const __m256 l = _mm512_cvt_roundepi64_ps(
+              _mm512_add_epi64(_mm512_cvtepi32_epi64(_mm512_castsi512_si256(v)), bq_lo_), kRne);
+          const __m256 h = _mm512_cvt_roundepi64_ps(
+              _mm512_add_epi64(_mm512_cvtepi32_epi64(_mm512_extracti64x4_epi64(v, 1)), bq_hi_),
+              kRne);
           f = _mm512_insertf32x8(_mm512_castps256_ps512(l), h, 1);
         } else {
-          f = _mm512_cvtepi32_ps(v);
+          f = to_float(v);
         }
-        f = _mm512_roundscale_ps(fmul(f, s_), _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
+        f = _mm512_roundscale_ps(fmul(f, s_), kRne);
         const __m512i q = _mm512_cvttps_epi32(fclamp(fadd(zy_, f), lo_, hi_));
         _mm512_mask_cvtepi32_storeu_epi8(static_cast<std::uint8_t*>(e_.y) + at, mask_, q);
         return;
@@ -173,7 +175,7 @@ class s8_finisher {
 };
 
 struct gemm_kernels {
-  static constexpr int mr = 8;         ///< s4 rows per tile (and the unfused interface)
+  static constexpr int s4_mr = 8;      ///< s4 rows per tile
   static constexpr int s8_mr = 7;      ///< s8 rows per tile
   static constexpr int s8_panels = 3;  ///< s8 panels (x 16 channels) per tile
   static constexpr bool fused = true;  ///< s8_tile / s4_tile finish the output
@@ -183,8 +185,7 @@ struct gemm_kernels {
   ///   zmm acc[r][p]  21 accumulators: row r, panel p (16 channels)
   ///   zmm w[p]       3: row k4 of each panel (64 bytes)
   ///   zmm a          1: a[r][4k4 .. 4k4+3] broadcast
-  /// per k4: 3 loads, 7 broadcasts, 21 vpdpbusd (the 8 x 16 tile needed 9 loads for
-  /// 8 vpdpbusd, and lost a quarter of its rate to the L1 misses of its 8 A streams).
+  /// per k4: 3 loads, 7 broadcasts, 21 vpdpbusd: 25 of the 32 zmm registers.
   template <int MR, int NP>
   static void s8_tile(const std::uint8_t* a, std::int64_t lda, const std::uint8_t* b,
                       std::int64_t panel_bytes, std::int64_t k4n, const detail::tile_epilogue& e,
@@ -269,11 +270,11 @@ struct gemm_kernels {
         // - 8 * rowsum[m][g] (wrapping shift: exact mod 2^32 like every correction)
         v = _mm512_sub_epi32(
             _mm512_sub_epi32(v, zc),
-            _mm512_slli_epi32(_mm512_set1_epi32(e.rowsum[(m0 + r) * e.groups + g]), 3));
+            _mm512_slli_epi32(_mm512_set1_epi32(e.group_rowsum[(m0 + r) * e.groups + g]), 3));
         if constexpr (IntOut) {
           tot[r] = _mm512_add_epi32(tot[r], v);
         } else {
-          ftot[r] = fadd(ftot[r], fmul(_mm512_cvtepi32_ps(v), sw));
+          ftot[r] = fadd(ftot[r], fmul(to_float(v), sw));
         }
       }
     }
