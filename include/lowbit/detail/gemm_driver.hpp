@@ -549,8 +549,11 @@ inline void run_fused_panels(const gemm_call& c, const prepared_activations& a,
   const packed_weights& w = *c.w;
   const bool s4 = w.format() == weight_format::s4;
   const int mr = s4 ? Kernel::s4_mr : Kernel::s8_mr;
-  const int np_max = s4 ? 1 : Kernel::s8_panels;
   const std::int64_t M = c.x->m;
+  // Decode (M <= 2) streams the weights once, from L3 or DRAM: one panel per tile
+  // keeps that one sequential stream (the kernel's accumulator sets still give it 4
+  // independent vpdpbusd chains); wider tiles only pay off when rows share a panel.
+  const int np_max = s4 || M <= 2 ? 1 : Kernel::s8_panels;
   // AVX-512 cores have >= 1 MiB of L2 (Skylake-SP, Ice Lake, Sapphire Rapids, Zen 4).
   const std::int64_t mc = row_block(M, a.ld, mr, 512 * 1024);
   for (std::int64_t mb = 0; mb < M; mb += mc)
