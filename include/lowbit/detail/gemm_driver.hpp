@@ -7,8 +7,7 @@
 //   prepare:  a'[m][k] = x[m][k] as u8 (int8 input: x + 128), K padded with zeros to
 //             a multiple of 4; rowsum[m] = sum_k a'[m][k] when s8 weights have zero
 //             points; group_rowsum[m][g] (sum over group g) for s4 on a fused kernel
-//   parallel over panels p (16 output channels each; static split = deterministic;
-//   fused s8: in units of Kernel::s8_panels panels)
+//   parallel over panels p (16 output channels each; static split = deterministic)
 //     for row blocks mb of mc rows (row_block: mc x K bytes of a' stay in L2)
 //     for each panel p (fused s8: group of up to s8_panels panels) of this thread
 //     for m0 in mb, mb + MR, ...                       (MR rows of the ISA's kernel)
@@ -585,11 +584,8 @@ inline void run_with(const gemm_call& c) {
   const int threads = useful_threads(c.threads, c.x->m, w.n(), w.k());
   if constexpr (is_fused<Kernel>::value) {
     const tile_epilogue t = make_tile_epilogue(c, a);
-    // Split in units of whole s8 tiles, so no thread ends on a narrow tile it need
-    // not have (s4 tiles are one panel wide).
-    const std::int64_t unit = w.format() == weight_format::s8 ? Kernel::s8_panels : 1;
-    parallel_for((w.panels() + unit - 1) / unit, threads, [&](std::int64_t b, std::int64_t e) {
-      run_fused_panels<Kernel>(c, a, t, b * unit, std::min(e * unit, w.panels()));
+    parallel_for(w.panels(), threads, [&](std::int64_t b, std::int64_t e) {
+      run_fused_panels<Kernel>(c, a, t, b, e);
     });
   } else {
     parallel_for(w.panels(), threads,
