@@ -252,35 +252,14 @@ inline std::int32_t wrap(std::uint32_t v) noexcept {
   return r;
 }
 
-/// Writes one output element from the exact int32 sum (and, s4, the float sum).
-inline void store_output(const gemm_call& c, std::int64_t m, std::int64_t n, std::int32_t acc,
-                         float facc) noexcept {
-  const epilogue& e = *c.e;
-  const std::int64_t at = m * c.y.ld + n;
+/// Requantizes one output element from its exact int32 sum (s8 weights only).
+inline void store_requantized(const gemm_call& c, std::int64_t m, std::int64_t n,
+                              std::int32_t acc) noexcept {
   const auto j = static_cast<std::size_t>(n);
-  switch (e.type) {
-    case epilogue::kind::int32:
-      static_cast<std::int32_t*>(c.y.data)[at] = acc;
-      return;
-    case epilogue::kind::f32: {
-      const float sx =
-          c.x->scales.size() == 1 ? c.x->scales[0] : c.x->scales[static_cast<std::size_t>(m)];
-      float v = c.w->format() == weight_format::s8
-                    ? static_cast<float>(acc) * (sx * c.w->scales()[j])
-                    : facc * sx;
-      if (!e.bias.empty()) v = v + e.bias[j];
-      v = v < e.lo ? e.lo : (v > e.hi ? e.hi : v);
-      static_cast<float*>(c.y.data)[at] = v;
-      return;
-    }
-    case epilogue::kind::requantize: {
-      // acc + bias_q in int64 (it may leave the int32 range), rounded once to float.
-      const float a = static_cast<float>(static_cast<std::int64_t>(acc) + c.bias_q[j]);
-      const std::int32_t q = quantize_one(a, c.mult[j], e.out_zero_point, c.lo_q, c.hi_q);
-      static_cast<std::uint8_t*>(c.y.data)[at] = static_cast<std::uint8_t>(q & 0xFF);
-      return;
-    }
-  }
+  // acc + bias_q in int64 (it may leave the int32 range), rounded once to float.
+  const float a = static_cast<float>(static_cast<std::int64_t>(acc) + c.bias_q[j]);
+  const std::int32_t q = quantize_one(a, c.mult[j], c.e->out_zero_point, c.lo_q, c.hi_q);
+  static_cast<std::uint8_t*>(c.y.data)[m * c.y.ld + n] = static_cast<std::uint8_t>(q & 0xFF);
 }
 
 /// Rows per block: the loop nests keep a block of prepared activations (rows x ld
@@ -360,8 +339,8 @@ inline void load_panel_terms(const gemm_call& c, std::int64_t n0, std::int64_t n
 }
 
 /// Writes rows m0 .. m0 + rows - 1, channels n0 .. n0 + nc - 1 from the exact int32
-/// sums v[r][16] (and, s4 f32, the float sums f[r][16]): the same operations as
-/// store_output, lane-parallel for the int32 and f32 epilogues.
+/// sums v[r][16] (and, s4 f32, the float sums f[r][16]): the operations of
+/// lowbit::reference::gemm, lane-parallel for the int32 and f32 epilogues.
 inline void store_rows(const gemm_call& c, const panel_terms& t, const std::int32_t* v,
                        const float* f, int rows, std::int64_t m0, std::int64_t n0,
                        std::int64_t nc) noexcept {
@@ -392,7 +371,7 @@ inline void store_rows(const gemm_call& c, const panel_terms& t, const std::int3
         break;
       }
       case epilogue::kind::requantize:
-        for (std::int64_t j = 0; j < nc; ++j) store_output(c, m, n0 + j, vr[j], 0.0f);
+        for (std::int64_t j = 0; j < nc; ++j) store_requantized(c, m, n0 + j, vr[j]);
         break;
     }
   }
@@ -584,9 +563,8 @@ inline void run_with(const gemm_call& c) {
   const int threads = useful_threads(c.threads, c.x->m, w.n(), w.k());
   if constexpr (is_fused<Kernel>::value) {
     const tile_epilogue t = make_tile_epilogue(c, a);
-    parallel_for(w.panels(), threads, [&](std::int64_t b, std::int64_t e) {
-      run_fused_panels<Kernel>(c, a, t, b, e);
-    });
+    parallel_for(w.panels(), threads,
+                 [&](std::int64_t b, std::int64_t e) { run_fused_panels<Kernel>(c, a, t, b, e); });
   } else {
     parallel_for(w.panels(), threads,
                  [&](std::int64_t b, std::int64_t e) { run_panels<Kernel>(c, a, b, e); });

@@ -7,7 +7,7 @@
 // the kernel). Everything that depends only on the call is resolved once, by the
 // driver, into a tile_epilogue; everything that depends on the tile (rows m, the 16
 // channels of panel p) is an index into it. The math, per output element (the same
-// operations, in the same order, as detail::store_output and lowbit::reference::gemm):
+// operations, in the same order, as detail::store_rows and lowbit::reference::gemm):
 //
 //   s8:  v = P - za' * colsum[n]                                   (uint32 wrap, exact)
 //            [- zw[n] * rowsum[m] + K * za' * zw[n]]               (affine weights)
