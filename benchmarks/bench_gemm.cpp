@@ -227,13 +227,12 @@ void check_after_loop(benchmark::State& st, const std::string& name, const probl
 // ---------------------------------------------------------------------------------
 // lowbit
 
-// The kernels gemm() runs for weights packed for `level` (detail/gemm_driver.hpp,
-// run_gemm): amx_int8 has no tile kernels yet and runs the AVX-512 VNNI ones.
-// Keep in step with run_gemm.
+// The kernels gemm() runs for weights packed for `level`: the names in its kernel
+// table (arch/<isa>/kernels.hpp; amx_int8's table holds the AVX-512 VNNI kernels until
+// the AMX tile kernel lands).
 std::string kernels_label(lowbit::isa level) {
-  if (level == lowbit::isa::amx_int8)
-    return "avx512_vnni (packed for amx_int8: no AMX kernels yet)";
-  return lowbit::to_string(level);
+  const auto& g = lowbit::detail::table_for(level).gemm;
+  return std::string(lowbit::to_string(level)) + ": " + g.s8_name + ", " + g.s4_name;
 }
 
 const lowbit::packed_weights& get_packed(const problem& p, lowbit::isa level, bool s4) {

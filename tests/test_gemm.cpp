@@ -291,8 +291,10 @@ void public_gemm(const lowbit::activations& x, const lowbit::packed_weights& w,
 void avx_vnni_body_via_evex(const lowbit::activations& x, const lowbit::packed_weights& w,
                             const lowbit::epilogue& e, lowbit::output y,
                             const lowbit::gemm_context& ctx) {
-  lowbit::detail::run_with<lowbit::arch::avx512_vnni::ymm::gemm_kernels>(
-      lowbit::detail::validate_gemm(x, w, e, y, ctx));
+  lowbit::detail::gemm_call call;
+  lowbit::detail::validate_gemm(call, x, w, e, y, ctx);
+  call.kt = &lowbit::arch::avx512_vnni::ymm_test_table;
+  lowbit::detail::run_gemm(call);
 }
 #endif
 

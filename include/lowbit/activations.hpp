@@ -40,8 +40,8 @@ inline void apply(activation a, Eigen::Ref<matrixf> x) {
       return;
     case activation::gelu_tanh: {
       constexpr float k = 0.7978845608028654f;  // sqrt(2 / pi)
-      auto a = x.array();  // Eigen's vectorized tanh: ~10x faster than std::tanh
-      x = (0.5f * a * (1.0f + (k * (a + 0.044715f * a * a * a)).tanh())).matrix();
+      auto v = x.array();  // Eigen's vectorized tanh: ~10x faster than std::tanh
+      x = (0.5f * v * (1.0f + (k * (v + 0.044715f * v * v * v)).tanh())).matrix();
       return;
     }
     case activation::sigmoid:

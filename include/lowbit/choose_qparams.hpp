@@ -188,11 +188,10 @@ inline quant_params choose_qparams(span<const float> mins, span<const float> max
   return p;
 }
 
-/// PyTorch's dynamic-quantization rule (see the file comment): per-tensor uint8
-/// activation parameters, as torch.ao.quantization.quantize_dynamic computes them
-/// for each call of a dynamically quantized Linear on x86.
-inline quant_params choose_qparams_dynamic(float min, float max, bool reduce_range = false) {
-  detail::check_range(min, max, "choose_qparams_dynamic");
+namespace detail {
+/// choose_qparams_dynamic's arithmetic on a checked range, without allocating.
+inline void dynamic_scale_zero_point(float min, float max, bool reduce_range, float& scale_out,
+                                     std::int32_t& zp) noexcept {
   std::int32_t qmin = 0, qmax = 255;
   if (reduce_range) {
     qmin /= 2;
@@ -222,7 +221,6 @@ inline quant_params choose_qparams_dynamic(float min, float max, bool reduce_ran
   const double zp_from_min_err = std::abs(qmin) - std::abs(min / scale);
   const double zp_from_max_err = std::abs(qmax) - std::abs(max / scale);
   const double initial = zp_from_min_err < zp_from_max_err ? zp_from_min : zp_from_max;
-  std::int32_t zp;
   if (initial < qmin) {
     zp = qmin;
   } else if (initial > qmax) {
@@ -230,7 +228,19 @@ inline quant_params choose_qparams_dynamic(float min, float max, bool reduce_ran
   } else {
     zp = static_cast<std::int32_t>(std::nearbyint(initial));
   }
-  quant_params p = quant_params::tensor(dtype::uint8, static_cast<float>(scale), zp);
+  scale_out = static_cast<float>(scale);
+}
+}  // namespace detail
+
+/// PyTorch's dynamic-quantization rule (see the file comment): per-tensor uint8
+/// activation parameters, as torch.ao.quantization.quantize_dynamic computes them
+/// for each call of a dynamically quantized Linear on x86.
+inline quant_params choose_qparams_dynamic(float min, float max, bool reduce_range = false) {
+  detail::check_range(min, max, "choose_qparams_dynamic");
+  float scale = 0.0f;
+  std::int32_t zp = 0;
+  detail::dynamic_scale_zero_point(min, max, reduce_range, scale, zp);
+  quant_params p = quant_params::tensor(dtype::uint8, scale, zp);
   p.quant_min = 0;  // torch quantizes with the full uint8 range even under reduce_range
   p.quant_max = 255;
   return p;

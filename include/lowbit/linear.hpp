@@ -45,7 +45,10 @@
 
 #include "lowbit/calibrate.hpp"
 #include "lowbit/choose_qparams.hpp"
+#include "lowbit/detail/gemm_driver.hpp"
+#include "lowbit/detail/kernel_table.hpp"
 #include "lowbit/detail/macros.hpp"
+#include "lowbit/detail/range_scan.hpp"
 #include "lowbit/detail/weight_only.hpp"
 #include "lowbit/eigen.hpp"
 #include "lowbit/error.hpp"
@@ -182,22 +185,27 @@ inline void check_linear_weights(tensor_view<const float> w, span<const float> b
       fail("quantized_linear: bias[", i, "] = ", bias[i], " is not finite");
 }
 
-/// Per-row int8 symmetric activations (narrow [-127, 127], amax / 127).
-struct row_quantized {
-  std::vector<std::int8_t> q;
-  std::vector<float> scales;
+/// Per-thread buffers of the layers' forward calls beyond the activations (which
+/// live in activation_scratch): grow-only, so a thread's calls stop allocating once
+/// they have seen their largest size.
+struct layer_scratch {
+  std::vector<float> scales;        ///< per-row activation scales
+  std::vector<float> floats;        ///< weight-only: zero-padded activations
+  std::vector<std::uint8_t> bytes;  ///< static f32 out: the requantized outputs
+  static layer_scratch& of_this_thread() {
+    thread_local layer_scratch s;
+    return s;
+  }
+  template <class T>
+  static T* grow(std::vector<T>& v, std::int64_t n) {
+    if (static_cast<std::int64_t>(v.size()) < n) v.resize(static_cast<std::size_t>(n));
+    return v.data();
+  }
 };
 
-inline row_quantized quantize_rows_s8(const float* x, std::int64_t m, std::int64_t k,
-                                      std::int64_t ldx) {
-  row_quantized r;
-  const tensor_view<const float> v(x, {m, k}, {ldx, 1});
-  const quant_params p = choose_qparams_per_row(
-      v, qparams_options::symmetric(dtype::int8, symmetric_convention::narrow));
-  r.q.resize(static_cast<std::size_t>(m * k));
-  quantize(v, p, span<std::int8_t>(r.q));
-  r.scales = p.scales;
-  return r;
+/// Throws "<who>: non-finite value v at [r, c]".
+[[noreturn]] inline void fail_nonfinite(const char* who, float v, std::int64_t r, std::int64_t c) {
+  fail(who, ": non-finite value ", v, " at [", r, ", ", c, "]");
 }
 
 }  // namespace detail
@@ -240,6 +248,7 @@ class quantized_linear {
     l.in_params_ = input;
     l.out_params_ = output;
     l.fuse_relu_ = fuse_relu;
+    l.prepare_static();
     return l;
   }
 
@@ -300,6 +309,7 @@ class quantized_linear {
       l.in_params_ = *input;
       l.out_params_ = output;
       l.fuse_relu_ = fuse_relu;
+      l.prepare_static();
     }
     l.check_mode_format();
     return l;
@@ -307,53 +317,28 @@ class quantized_linear {
 
   // ---- forward ------------------------------------------------------------------
 
-  /// y[m x out] = layer(x[m x in]); row strides ldx, ldy in elements.
+  /// y[m x out] = layer(x[m x in]); row strides ldx, ldy in elements. Runs the kernel
+  /// table chosen at construction (isa()) for every step, activation quantization
+  /// included. After a thread's first call of a given size, no heap allocation
+  /// (ctx.threads == 1; per-thread scratch, detail/gemm_driver.hpp).
   void forward(const float* x, std::int64_t m, std::int64_t ldx, float* y, std::int64_t ldy,
                const gemm_context& ctx = {}) const {
     check_forward(x, m, ldx, y, ldy);
     if (m == 0) return;
-    const std::int64_t K = in_features(), N = out_features();
-    const span<const float> bias(bias_);
+    if (!is_available(packed_.level()))
+      detail::fail("quantized_linear::forward: layer was built for isa ", to_string(isa()),
+                   ", not available here");
     switch (mode_) {
-      case linear_mode::weight_only: {
-        const tensor_view<const float> v(x, {m, K}, {ldx, 1});
-        detail::check_finite(detail::quantize_path(packed_.level()), v,
-                             "quantized_linear::forward");
-        const std::int64_t kp = packed_.k();
-        if (kp == K) {
-          detail::weight_only_gemm(x, m, ldx, packed_, bias, y, ldy, ctx.threads);
-        } else {  // zero-padded last group: pad the activations too
-          std::vector<float> xp(static_cast<std::size_t>(m * kp), 0.0f);
-          for (std::int64_t r = 0; r < m; ++r)
-            std::copy(x + r * ldx, x + r * ldx + K, xp.begin() + r * kp);
-          detail::weight_only_gemm(xp.data(), m, kp, packed_, bias, y, ldy, ctx.threads);
-        }
-        return;
-      }
+      case linear_mode::weight_only:
+        return forward_weight_only(x, m, ldx, y, ldy, ctx);
       case linear_mode::w4a8:
         return forward_rows(x, m, ldx, y, ldy, ctx);
       case linear_mode::dynamic_w8a8:
         if (dyn_.activations == dynamic_options::granularity::per_row && !dyn_.pytorch_compatible)
           return forward_rows(x, m, ldx, y, ldy, ctx);
         return forward_tensor(x, m, ldx, y, ldy, ctx);
-      case linear_mode::static_w8a8: {
-        const tensor_view<const float> v(x, {m, K}, {ldx, 1});
-        std::vector<std::uint8_t> q(static_cast<std::size_t>(m * K));
-        quantize_input(v, q.data());
-        if (!out_params_) {
-          gemm(static_activations(q.data(), m), packed_, epilogue::f32(bias), output(y, ldy), ctx);
-          return;
-        }
-        std::vector<std::uint8_t> yq(static_cast<std::size_t>(m * N));
-        gemm(static_activations(q.data(), m), packed_, requant_epilogue(), out_buffer(yq.data(), N),
-             ctx);
-        for (std::int64_t r = 0; r < m; ++r)
-          for (std::int64_t c = 0; c < N; ++c)
-            y[r * ldy + c] =
-                detail::dequantize_one(reference::load(out_params_->type, yq.data(), r * N + c),
-                                       out_params_->scales[0], out_params_->zero_points[0]);
-        return;
-      }
+      case linear_mode::static_w8a8:
+        return forward_static(x, m, ldx, y, ldy, ctx);
     }
   }
 
@@ -380,7 +365,10 @@ class quantized_linear {
     if (m == 0) return;
     activations a = static_activations(xq, m);
     a.ld = ldx;
-    gemm(a, packed_, requant_epilogue(), out_buffer(yq, ldy), ctx);
+    const epilogue e = requant_epilogue();
+    detail::gemm_call call;
+    detail::validate_gemm(call, a, packed_, e, out_buffer(yq, ldy), ctx, &requant_);
+    detail::run_gemm(call);
   }
 
   // ---- introspection --------------------------------------------------------------
@@ -452,49 +440,158 @@ class quantized_linear {
       detail::fail("quantized_linear::forward: null input or output");
   }
 
-  void forward_rows(const float* x, std::int64_t m, std::int64_t ldx, float* y, std::int64_t ldy,
-                    const gemm_context& ctx) const {
+  const detail::kernel_table& table() const noexcept { return packed_.table(); }
+
+  void forward_weight_only(const float* x, std::int64_t m, std::int64_t ldx, float* y,
+                           std::int64_t ldy, const gemm_context& ctx) const {
     const std::int64_t K = in_features(), kp = packed_.k();
-    detail::row_quantized q = detail::quantize_rows_s8(x, m, K, ldx);
-    if (kp != K) {  // zero-padded last group: int8 zeros contribute nothing
-      std::vector<std::int8_t> padded(static_cast<std::size_t>(m * kp), 0);
-      for (std::int64_t r = 0; r < m; ++r)
-        std::copy(q.q.begin() + r * K, q.q.begin() + (r + 1) * K, padded.begin() + r * kp);
-      q.q = std::move(padded);
+    const detail::kernel_table& kt = table();
+    for (std::int64_t r = 0; r < m; ++r) {
+      const std::int64_t c = kt.quant.find_nonfinite(x + r * ldx, K);
+      if (c >= 0)  // the index as if x were a contiguous [m x K] tensor
+        detail::fail("quantized_linear::forward: non-finite value ", x[r * ldx + c], " at index ",
+                     r * K + c);
     }
-    gemm(activations::s8(q.q.data(), m, kp, kp, span<const float>(q.scales)), packed_,
-         epilogue::f32(span<const float>(bias_)), output(y, ldy), ctx);
+    if (kp == K) {
+      detail::weight_only_gemm(x, m, ldx, packed_, span<const float>(bias_), y, ldy, ctx.threads);
+      return;
+    }
+    // zero-padded last group: pad the activations too
+    float* xp = detail::layer_scratch::grow(detail::layer_scratch::of_this_thread().floats, m * kp);
+    for (std::int64_t r = 0; r < m; ++r) {
+      std::copy(x + r * ldx, x + r * ldx + K, xp + r * kp);
+      std::fill(xp + r * kp + K, xp + (r + 1) * kp, 0.0f);
+    }
+    detail::weight_only_gemm(xp, m, kp, packed_, span<const float>(bias_), y, ldy, ctx.threads);
   }
 
+  /// Runs the GEMM of this layer on activations prepared in the kernels' u8 domain.
+  template <class Out>
+  void run_prepared(detail::prepared_activations& a, std::int32_t za, span<const float> scales,
+                    const epilogue& e, Out* yp, std::int64_t ldy, const gemm_context& ctx,
+                    const detail::requant_terms* pre = nullptr) const {
+    // The prepared bytes are u8 with zero point za (int8 data was shifted by 128).
+    const activations desc = activations::u8(a.data, a.m, packed_.k(), a.ld, za, scales);
+    detail::gemm_call call;
+    detail::validate_gemm(call, desc, packed_, e, output(yp, ldy), ctx, pre);
+    detail::run_prepared(call, a);
+  }
+
+  /// dynamic_w8a8 per row and w4a8: per row, one read for the range (and the finite
+  /// check), one to quantize straight into the kernels' u8 domain (q + 128, narrow
+  /// [-127, 127]), the sums from the bytes just written.
+  void forward_rows(const float* x, std::int64_t m, std::int64_t ldx, float* y, std::int64_t ldy,
+                    const gemm_context& ctx) const {
+    const std::int64_t K = in_features();
+    const detail::kernel_table& kt = table();
+    detail::layer_scratch& ls = detail::layer_scratch::of_this_thread();
+    float* scales = detail::layer_scratch::grow(ls.scales, m);
+    detail::prepared_activations a;
+    detail::reserve_activations(packed_, kt, m, a);
+    const qparams_options o = qparams_options::symmetric(dtype::int8, symmetric_convention::narrow);
+    const auto& quantize_u8 = kt.quant.quantize[static_cast<int>(detail::qstore::u8)][0][0];
+    for (std::int64_t r = 0; r < m; ++r) {
+      const float* row = x + r * ldx;
+      float mn = 0.0f, mx = 0.0f;
+      const std::int64_t c = detail::scan_range(row, K, mn, mx);
+      if (c >= 0) detail::fail_nonfinite("quantized_linear::forward", row[c], r, c);
+      float scale = 0.0f;
+      std::int32_t zp = 0;
+      detail::scale_zero_point(mn, mx, o, -127, 127, scale, zp);
+      scales[r] = scale;
+      // clamp(128 + rne(x / s), 1, 255) == clamp(rne(x / s), -127, 127) + 128, exactly
+      quantize_u8(row, K, nullptr, nullptr, detail::qconst{1.0f / scale, 128.0f, 1.0f, 255.0f},
+                  a.data + r * a.ld);
+      detail::finish_prepared_row(kt, a, r, K);
+    }
+    run_prepared(a, 128, span<const float>(scales, static_cast<std::size_t>(m)),
+                 epilogue::f32(span<const float>(bias_)), y, ldy, ctx);
+  }
+
+  /// dynamic_w8a8 per tensor (uint8 affine, or PyTorch's dynamic rule): one read for
+  /// the range of the whole input, one to quantize into the kernels' u8 domain.
   void forward_tensor(const float* x, std::int64_t m, std::int64_t ldx, float* y, std::int64_t ldy,
                       const gemm_context& ctx) const {
     const std::int64_t K = in_features();
-    const tensor_view<const float> v(x, {m, K}, {ldx, 1});
+    const detail::kernel_table& kt = table();
     float mn = x[0], mx = x[0];
-    for (std::int64_t r = 0; r < m; ++r)
-      for (std::int64_t c = 0; c < K; ++c) {
-        const float e = x[r * ldx + c];
-        if (!std::isfinite(e))
-          detail::fail("quantized_linear::forward: non-finite value ", e, " at [", r, ", ", c, "]");
-        mn = std::min(mn, e);
-        mx = std::max(mx, e);
-      }
-    const quant_params p = dyn_.pytorch_compatible
-                               ? choose_qparams_dynamic(mn, mx, dyn_.reduce_range)
-                               : choose_qparams(mn, mx, qparams_options::affine());
-    std::vector<std::uint8_t> q(static_cast<std::size_t>(m * K));
-    quantize(v, p, span<std::uint8_t>(q));
-    gemm(activations::u8(q.data(), m, K, K, p.zero_points[0], span<const float>(p.scales)), packed_,
-         epilogue::f32(span<const float>(bias_)), output(y, ldy), ctx);
+    for (std::int64_t r = 0; r < m; ++r) {
+      float lo = 0.0f, hi = 0.0f;
+      const std::int64_t c = detail::scan_range(x + r * ldx, K, lo, hi);
+      if (c >= 0) detail::fail_nonfinite("quantized_linear::forward", x[r * ldx + c], r, c);
+      mn = std::min(mn, lo);
+      mx = std::max(mx, hi);
+    }
+    float scale = 0.0f;
+    std::int32_t zp = 0;
+    if (dyn_.pytorch_compatible) {
+      detail::dynamic_scale_zero_point(mn, mx, dyn_.reduce_range, scale, zp);
+    } else {
+      const qparams_options o = qparams_options::affine();
+      detail::scale_zero_point(mn, mx, o, 0, 255, scale, zp);
+    }
+    detail::prepared_activations a;
+    detail::reserve_activations(packed_, kt, m, a);
+    const auto& quantize_u8 = kt.quant.quantize[static_cast<int>(detail::qstore::u8)][0][0];
+    const detail::qconst q{1.0f / scale, static_cast<float>(zp), 0.0f, 255.0f};
+    for (std::int64_t r = 0; r < m; ++r) {
+      quantize_u8(x + r * ldx, K, nullptr, nullptr, q, a.data + r * a.ld);
+      detail::finish_prepared_row(kt, a, r, K);
+    }
+    run_prepared(a, zp, span<const float>(&scale, 1), epilogue::f32(span<const float>(bias_)), y,
+                 ldy, ctx);
   }
 
-  void quantize_input(const tensor_view<const float>& v, std::uint8_t* q) const {
-    const std::size_t n = static_cast<std::size_t>(v.numel());
-    if (in_params_.type == dtype::int8) {
-      quantize(v, in_params_, span<std::int8_t>(reinterpret_cast<std::int8_t*>(q), n));
-    } else {
-      quantize(v, in_params_, span<std::uint8_t>(q, n));
+  /// static_w8a8: the calibrated input parameters, quantized straight into the kernels'
+  /// u8 domain (int8 inputs shifted by 128); requantize terms from construction.
+  void forward_static(const float* x, std::int64_t m, std::int64_t ldx, float* y, std::int64_t ldy,
+                      const gemm_context& ctx) const {
+    const std::int64_t K = in_features(), N = out_features();
+    const detail::kernel_table& kt = table();
+    for (std::int64_t r = 0; r < m; ++r) {
+      const std::int64_t c = kt.quant.find_nonfinite(x + r * ldx, K);
+      if (c >= 0)
+        detail::fail("quantize: non-finite value ", x[r * ldx + c], " at index ", r * K + c);
     }
+    detail::prepared_activations a;
+    detail::reserve_activations(packed_, kt, m, a);
+    const auto& quantize_u8 = kt.quant.quantize[static_cast<int>(detail::qstore::u8)][0][0];
+    for (std::int64_t r = 0; r < m; ++r) {
+      quantize_u8(x + r * ldx, K, nullptr, nullptr, in_q_, a.data + r * a.ld);
+      detail::finish_prepared_row(kt, a, r, K);
+    }
+    const span<const float> sx(in_params_.scales);
+    if (!out_params_) {
+      run_prepared(a, in_za_, sx, epilogue::f32(span<const float>(bias_)), y, ldy, ctx);
+      return;
+    }
+    detail::layer_scratch& ls = detail::layer_scratch::of_this_thread();
+    std::uint8_t* yq = detail::layer_scratch::grow(ls.bytes, m * N);
+    const epilogue e = requant_epilogue();
+    if (out_params_->type == dtype::int8) {
+      run_prepared(a, in_za_, sx, e, reinterpret_cast<std::int8_t*>(yq), N, ctx, &requant_);
+    } else {
+      run_prepared(a, in_za_, sx, e, yq, N, ctx, &requant_);
+    }
+    const float so = out_params_->scales[0];
+    const std::int32_t zo = out_params_->zero_points[0];
+    for (std::int64_t r = 0; r < m; ++r)
+      for (std::int64_t c = 0; c < N; ++c)
+        y[r * ldy + c] =
+            detail::dequantize_one(detail::load_stored(out_params_->type, yq, r * N + c), so, zo);
+  }
+
+  /// The layer-constant terms of static mode: the input quantization in the kernels'
+  /// u8 domain and the requantize multipliers / quantized bias (computed once here,
+  /// not per call).
+  void prepare_static() {
+    const std::int32_t shift = in_params_.type == dtype::int8 ? 128 : 0;
+    in_za_ = in_params_.zero_points[0] + shift;
+    in_q_ = detail::qconst{1.0f / in_params_.scales[0], static_cast<float>(in_za_),
+                           static_cast<float>(in_params_.quant_min + shift),
+                           static_cast<float>(in_params_.quant_max + shift)};
+    if (out_params_)
+      requant_ = detail::make_requant_terms(in_params_.scales[0], packed_, requant_epilogue());
   }
 
   activations static_activations(const std::uint8_t* q, std::int64_t m) const {
@@ -529,6 +626,10 @@ class quantized_linear {
   quant_params in_params_;
   std::optional<quant_params> out_params_;
   bool fuse_relu_ = false;
+  // static_w8a8, computed once by prepare_static():
+  std::int32_t in_za_ = 0;             ///< input zero point in the kernels' u8 domain
+  detail::qconst in_q_{1, 0, 0, 255};  ///< input quantization into that domain
+  detail::requant_terms requant_;      ///< with output params
 };
 
 /// The fp32 baseline with the same interface (Eigen GEMM).

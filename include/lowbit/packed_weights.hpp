@@ -59,12 +59,14 @@
 #include <cstring>
 #include <vector>
 
+#include "lowbit/arch/tables.hpp"
 #include "lowbit/detail/aligned_buffer.hpp"
+#include "lowbit/detail/kernel_table.hpp"
 #include "lowbit/detail/macros.hpp"
 #include "lowbit/error.hpp"
 #include "lowbit/isa.hpp"
 #include "lowbit/quant_params.hpp"
-#include "lowbit/quantize.hpp"
+#include "lowbit/quantized_tensor.hpp"
 #include "lowbit/view.hpp"
 
 LOWBIT_BEGIN_NAMESPACE
@@ -95,10 +97,7 @@ class packed_weights {
   static constexpr std::int64_t row_bytes = 64;    ///< bytes per packed panel row
 
   /// s4: one group's epilogue terms for the 16 channels of a panel (zero past N).
-  struct alignas(64) panel_group {
-    std::int32_t column_sums[16];
-    float scales[16];
-  };
+  using panel_group = detail::panel_group;
 
   packed_weights() = default;
 
@@ -127,6 +126,7 @@ class packed_weights {
     packed_weights p;
     p.format_ = weight_format::s8;
     p.level_ = level;
+    p.table_ = &detail::table_for(level);
     p.n_ = n;
     p.k_ = k;
     p.group_size_ = k;
@@ -177,6 +177,7 @@ class packed_weights {
     packed_weights p;
     p.format_ = weight_format::s4;
     p.level_ = level;
+    p.table_ = &detail::table_for(level);
     p.n_ = n;
     p.k_ = k;
     p.group_size_ = group_size;
@@ -240,6 +241,10 @@ class packed_weights {
   weight_format format() const noexcept { return format_; }
   /// The ISA whose kernels run this object (chosen when it was packed).
   lowbit::isa level() const noexcept { return level_; }
+  /// The kernel table of level(), resolved when this object was packed: every GEMM
+  /// and weight-only call on these weights, and the activation quantization of the
+  /// layers that own them, runs these kernels (detail/kernel_table.hpp).
+  const detail::kernel_table& table() const noexcept { return *table_; }
   /// K for s8 (one group), the group size for s4.
   std::int64_t group_size() const noexcept { return group_size_; }
   std::int64_t groups() const noexcept { return k_ / group_size_; }
@@ -341,6 +346,7 @@ class packed_weights {
 
   weight_format format_ = weight_format::s8;
   lowbit::isa level_ = isa::portable;
+  const detail::kernel_table* table_ = &detail::table_for(isa::portable);
   std::int64_t n_ = 0, k_ = 0, group_size_ = 0;
   detail::aligned_buffer data_;
   std::vector<float> scales_;

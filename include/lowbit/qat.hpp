@@ -206,7 +206,7 @@ inline void check_qat_input(const char* who, const tensor_view<const float>& x,
   p.validate(x.shape);
   if (x.numel() > 0 && x.data == nullptr) fail(who, ": x data is null");
   if (o.nonfinite == nonfinite_policy::error && x.numel() > 0)
-    check_finite(quantize_path(best_isa()), x, who);
+    check_finite(detail::best_table(), x, who);
 }
 
 /// Calls f(offsets, multi_index) for every element of `shape` in row-major logical

@@ -34,16 +34,15 @@
 #include <cstdint>
 #include <vector>
 
-#include "lowbit/arch/avx2/quantize.hpp"
-#include "lowbit/arch/avx512_vnni/quantize.hpp"
-#include "lowbit/arch/portable/quantize.hpp"
+#include "lowbit/arch/tables.hpp"
+#include "lowbit/detail/kernel_table.hpp"
 #include "lowbit/detail/macros.hpp"
 #include "lowbit/detail/param_index.hpp"
 #include "lowbit/detail/rounding.hpp"
 #include "lowbit/error.hpp"
 #include "lowbit/isa.hpp"
 #include "lowbit/quant_params.hpp"
-#include "lowbit/reference/quantize.hpp"
+#include "lowbit/quantized_tensor.hpp"
 #include "lowbit/view.hpp"
 
 LOWBIT_BEGIN_NAMESPACE
@@ -57,34 +56,13 @@ struct quantize_options {
 
 namespace detail {
 
-/// The quantize/dequantize kernel family for an ISA level. VNNI/AMX levels run the
-/// AVX-512 kernels (they only need AVX512BW/VL); AVX-VNNI runs the AVX2 ones.
-enum class qpath : std::uint8_t { portable, avx2, avx512 };
-
-inline qpath quantize_path(isa level) noexcept {
-#if LOWBIT_HAVE_X86_DISPATCH
-  switch (level) {
-    case isa::amx_int8:
-    case isa::avx512_vnni:
-      return qpath::avx512;
-    case isa::avx_vnni:
-    case isa::avx2:
-      return qpath::avx2;
-    case isa::portable:
-      return qpath::portable;
-  }
-#else
-  (void)level;
-#endif
-  return qpath::portable;
-}
-
 /// Quantize one contiguous run [x, x + n) into logical elements [start, start + n)
-/// of `out`. Vec: per-element params from inv/zpf (indexed from 0 for this run).
+/// of `out` with the table's kernels. Vec: per-element params from inv/zpf (indexed
+/// from 0 for this run).
 template <bool Vec, bool Nan>
-inline void quantize_run(qpath path, dtype t, const float* x, std::int64_t n, const float* inv,
-                         const float* zpf, float c_inv, float c_zp, float lo, float hi,
-                         std::uint8_t* out, std::int64_t start) noexcept {
+inline void quantize_run(const kernel_table& kt, dtype t, const float* x, std::int64_t n,
+                         const float* inv, const float* zpf, float c_inv, float c_zp, float lo,
+                         float hi, std::uint8_t* out, std::int64_t start) noexcept {
   if (n <= 0) return;
   const bool nib = bits(t) == 4;
   if (nib && start % 2 == 1) {  // odd start: merge the high nibble, continue even
@@ -98,126 +76,53 @@ inline void quantize_run(qpath path, dtype t, const float* x, std::int64_t n, co
     if (Vec) ++inv, ++zpf;
     if (n == 0) return;
   }
-  std::uint8_t* o = nib ? out + start / 2 : out + start;
-  switch (path) {
-#if LOWBIT_HAVE_X86_DISPATCH
-    case qpath::avx512: {
-      const arch::avx512_vnni::qconst c{c_inv, c_zp, lo, hi};
-      if (nib) {
-        arch::avx512_vnni::quantize_run4<Vec, Nan>(x, n, inv, zpf, c, o);
-      } else {
-        arch::avx512_vnni::quantize_run8<Vec, Nan>(x, n, inv, zpf, c, o);
-      }
-      return;
-    }
-    case qpath::avx2: {
-      using arch::avx2::store_kind;
-      const arch::avx2::qconst c{c_inv, c_zp, lo, hi};
-      if (nib) {
-        arch::avx2::quantize_run<store_kind::nibble, Vec, Nan>(x, n, inv, zpf, c, o);
-      } else if (t == dtype::uint8) {
-        arch::avx2::quantize_run<store_kind::u8, Vec, Nan>(x, n, inv, zpf, c, o);
-      } else {
-        arch::avx2::quantize_run<store_kind::s8, Vec, Nan>(x, n, inv, zpf, c, o);
-      }
-      return;
-    }
-#endif
-    default: {
-      const arch::portable::qconst c{c_inv, c_zp, lo, hi};
-      if (nib) {
-        arch::portable::quantize_run<true, Vec, Nan>(x, n, inv, zpf, c, o);
-      } else {
-        arch::portable::quantize_run<false, Vec, Nan>(x, n, inv, zpf, c, o);
-      }
-      return;
-    }
-  }
+  const qstore st = nib ? qstore::s4 : (t == dtype::uint8 ? qstore::u8 : qstore::s8);
+  kt.quant.quantize[static_cast<int>(st)][Vec][Nan](x, n, inv, zpf, qconst{c_inv, c_zp, lo, hi},
+                                                    nib ? out + start / 2 : out + start);
 }
 
 /// Dequantize logical elements [start, start + n) of `q` into out[0, n).
 template <bool Vec>
-inline void dequantize_run(qpath path, dtype t, const std::uint8_t* q, std::int64_t start,
-                           std::int64_t n, const float* scale, const float* zpf, float s, float z,
-                           float* out) noexcept {
+inline void dequantize_run(const kernel_table& kt, dtype t, const std::uint8_t* q,
+                           std::int64_t start, std::int64_t n, const float* scale, const float* zpf,
+                           float s, float z, float* out) noexcept {
   if (n <= 0) return;
   if (bits(t) == 4 && start % 2 == 1) {
-    out[0] = dequantize_one(reference::load(t, q, start), Vec ? scale[0] : s,
+    out[0] = dequantize_one(load_stored(t, q, start), Vec ? scale[0] : s,
                             static_cast<std::int32_t>(Vec ? zpf[0] : z));
     ++out, --n, ++start;
     if (Vec) ++scale, ++zpf;
     if (n == 0) return;
   }
   const std::uint8_t* p = bits(t) == 4 ? q + start / 2 : q + start;
-  switch (path) {
-#if LOWBIT_HAVE_X86_DISPATCH
-    case qpath::avx512:
-      switch (t) {
-        case dtype::int8:
-          return arch::avx512_vnni::dequantize_run8<true, Vec>(p, n, scale, zpf, s, z, out);
-        case dtype::uint8:
-          return arch::avx512_vnni::dequantize_run8<false, Vec>(p, n, scale, zpf, s, z, out);
-        case dtype::int4:
-          return arch::avx512_vnni::dequantize_run4<true, Vec>(p, n, scale, zpf, s, z, out);
-        case dtype::uint4:
-          return arch::avx512_vnni::dequantize_run4<false, Vec>(p, n, scale, zpf, s, z, out);
-      }
-      return;
-    case qpath::avx2:
-      switch (t) {
-        case dtype::int8:
-          return arch::avx2::dequantize_run8<true, Vec>(p, n, scale, zpf, s, z, out);
-        case dtype::uint8:
-          return arch::avx2::dequantize_run8<false, Vec>(p, n, scale, zpf, s, z, out);
-        case dtype::int4:
-          return arch::avx2::dequantize_run4<true, Vec>(p, n, scale, zpf, s, z, out);
-        case dtype::uint4:
-          return arch::avx2::dequantize_run4<false, Vec>(p, n, scale, zpf, s, z, out);
-      }
-      return;
-#endif
-    default:
-      switch (t) {
-        case dtype::int8:
-          return arch::portable::dequantize_run<8, true, Vec>(p, n, scale, zpf, s, z, out);
-        case dtype::uint8:
-          return arch::portable::dequantize_run<8, false, Vec>(p, n, scale, zpf, s, z, out);
-        case dtype::int4:
-          return arch::portable::dequantize_run<4, true, Vec>(p, n, scale, zpf, s, z, out);
-        case dtype::uint4:
-          return arch::portable::dequantize_run<4, false, Vec>(p, n, scale, zpf, s, z, out);
-      }
-      return;
-  }
+  kt.quant.dequantize[static_cast<int>(t)][Vec](p, n, scale, zpf, s, z, out);
 }
 
-inline std::int64_t find_nonfinite(qpath path, const float* x, std::int64_t n) noexcept {
-  switch (path) {
-#if LOWBIT_HAVE_X86_DISPATCH
-    case qpath::avx512:
-      return arch::avx512_vnni::find_nonfinite(x, n);
-    case qpath::avx2:
-      return arch::avx2::find_nonfinite(x, n);
-#endif
-    default:
-      return arch::portable::find_nonfinite(x, n);
-  }
-}
-
-inline void check_finite(qpath path, const tensor_view<const float>& x, const char* who) {
-  if (x.is_contiguous()) {
-    const std::int64_t i = find_nonfinite(path, x.data, x.numel());
-    if (i >= 0) fail(who, ": non-finite value ", x.data[i], " at index ", i);
-    return;
-  }
+/// Index of the first NaN/Inf of the view in logical order, or -1: the table's
+/// scan on contiguous data, element by element otherwise.
+inline std::int64_t find_nonfinite(const kernel_table& kt, const tensor_view<const float>& x) {
+  if (x.is_contiguous()) return kt.quant.find_nonfinite(x.data, x.numel());
+  std::int64_t bad = -1;
   for_each_index(x.shape, x.strides, [&](std::int64_t flat, std::int64_t off, const std::int64_t*) {
-    if (!std::isfinite(x.data[off]))
-      fail(who, ": non-finite value ", x.data[off], " at index ", flat);
+    if (bad < 0 && !std::isfinite(x.data[off])) bad = flat;
   });
+  return bad;
+}
+
+/// Throws "<who>: non-finite value <v> at index <i>" for the first NaN/Inf.
+inline void check_finite(const kernel_table& kt, const tensor_view<const float>& x,
+                         const char* who) {
+  const std::int64_t i = find_nonfinite(kt, x);
+  if (i < 0) return;
+  float v = 0.0f;
+  for_each_index(x.shape, x.strides, [&](std::int64_t flat, std::int64_t off, const std::int64_t*) {
+    if (flat == i) v = x.data[off];
+  });
+  fail(who, ": non-finite value ", v, " at index ", i);
 }
 
 /// Calls row(outer_flat, x_offset, outer_index) for every innermost row of a view
-/// (rank >= 1) whose last dimension has unit stride.
+/// (rank >= 1).
 template <class F>
 inline void for_each_row(const std::vector<std::int64_t>& shape,
                          const std::vector<std::int64_t>& strides, F&& row) {
@@ -231,9 +136,41 @@ inline bool rows_are_unit_stride(const std::vector<std::int64_t>& shape,
   return !shape.empty() && (strides.back() == 1 || shape.back() <= 1);
 }
 
+/// The walk shared by quantize and dequantize: calls run(row, start, cols, k, vec)
+/// for each stretch of one innermost row that shares parameters (vec: per-element
+/// parameters from index k on; else parameter k for the whole stretch).
+template <class F>
+inline void for_each_param_run(const quant_params& p, const std::vector<std::int64_t>& shape,
+                               const std::vector<std::int64_t>& strides, F&& run) {
+  const param_layout layout(p, shape);
+  const std::int64_t cols = shape.back();
+  const int last = static_cast<int>(shape.size()) - 1;
+  for_each_row(shape, strides, [&](std::int64_t r, std::int64_t off, const std::int64_t* idx) {
+    const std::int64_t start = r * cols;
+    switch (layout.kind) {
+      case granularity::kind::per_tensor:
+        run(off, start, cols, std::size_t{0}, false);
+        break;
+      case granularity::kind::per_channel:
+        if (layout.axis == last) {
+          run(off, start, cols, std::size_t{0}, true);
+        } else {
+          run(off, start, cols, static_cast<std::size_t>(idx[layout.axis]), false);
+        }
+        break;
+      case granularity::kind::per_group:
+        for (std::int64_t g = 0; g < layout.groups_per_row; ++g)
+          run(off + g * layout.group_size * strides.back(), start + g * layout.group_size,
+              layout.group_size, static_cast<std::size_t>(idx[0] * layout.groups_per_row + g),
+              false);
+        break;
+    }
+  });
+}
+
 template <bool Nan>
-inline void quantize_into(const tensor_view<const float>& x, const quant_params& p,
-                          std::uint8_t* out, qpath path) {
+inline void quantize_into(const kernel_table& kt, const tensor_view<const float>& x,
+                          const quant_params& p, std::uint8_t* out) {
   const std::int64_t n = x.numel();
   if (n == 0) return;
   const std::size_t np = p.scales.size();
@@ -245,65 +182,51 @@ inline void quantize_into(const tensor_view<const float>& x, const quant_params&
   const float lo = static_cast<float>(p.quant_min), hi = static_cast<float>(p.quant_max);
   const dtype t = p.type;
   if (x.rank() == 0 || (p.granularity.is_per_tensor() && x.is_contiguous())) {
-    quantize_run<false, Nan>(path, t, x.data, n, nullptr, nullptr, inv[0], zpf[0], lo, hi, out, 0);
+    quantize_run<false, Nan>(kt, t, x.data, n, nullptr, nullptr, inv[0], zpf[0], lo, hi, out, 0);
     return;
   }
-  if (!rows_are_unit_stride(x.shape, x.strides)) {
-    reference::quantize(x, p, out, Nan);
-    return;
-  }
-  const param_layout layout(p, x.shape);
-  const std::int64_t cols = x.shape.back();
-  const int last = x.rank() - 1;
-  for_each_row(x.shape, x.strides, [&](std::int64_t r, std::int64_t off, const std::int64_t* idx) {
-    const float* row = x.data + off;
-    const std::int64_t start = r * cols;
-    switch (layout.kind) {
-      case granularity::kind::per_tensor:
-        quantize_run<false, Nan>(path, t, row, cols, nullptr, nullptr, inv[0], zpf[0], lo, hi, out,
-                                 start);
-        break;
-      case granularity::kind::per_channel:
-        if (layout.axis == last) {
-          quantize_run<true, Nan>(path, t, row, cols, inv.data(), zpf.data(), 0, 0, lo, hi, out,
-                                  start);
+  // Rows whose last dimension is strided are gathered into a contiguous row first,
+  // so every layout runs the same kernels.
+  const bool gather = !rows_are_unit_stride(x.shape, x.strides);
+  std::vector<float> row(gather ? static_cast<std::size_t>(x.shape.back()) : 0);
+  const std::int64_t step = x.strides.back();
+  for_each_param_run(
+      p, x.shape, x.strides,
+      [&](std::int64_t off, std::int64_t start, std::int64_t len, std::size_t k, bool vec) {
+        const float* src = x.data + off;
+        if (gather) {
+          for (std::int64_t i = 0; i < len; ++i) row[static_cast<std::size_t>(i)] = src[i * step];
+          src = row.data();
+        }
+        if (vec) {
+          quantize_run<true, Nan>(kt, t, src, len, inv.data() + k, zpf.data() + k, 0, 0, lo, hi,
+                                  out, start);
         } else {
-          const auto k = static_cast<std::size_t>(idx[layout.axis]);
-          quantize_run<false, Nan>(path, t, row, cols, nullptr, nullptr, inv[k], zpf[k], lo, hi,
-                                   out, start);
+          quantize_run<false, Nan>(kt, t, src, len, nullptr, nullptr, inv[k], zpf[k], lo, hi, out,
+                                   start);
         }
-        break;
-      case granularity::kind::per_group:
-        for (std::int64_t g = 0; g < layout.groups_per_row; ++g) {
-          const auto k = static_cast<std::size_t>(idx[0] * layout.groups_per_row + g);
-          quantize_run<false, Nan>(path, t, row + g * layout.group_size, layout.group_size, nullptr,
-                                   nullptr, inv[k], zpf[k], lo, hi, out,
-                                   start + g * layout.group_size);
-        }
-        break;
-    }
-  });
+      });
 }
 
-inline void quantize_checked(const tensor_view<const float>& x, const quant_params& p,
-                             std::uint8_t* out, std::size_t out_bytes, const quantize_options& o) {
+inline void quantize_checked(const kernel_table& kt, const tensor_view<const float>& x,
+                             const quant_params& p, std::uint8_t* out, std::size_t out_bytes,
+                             const quantize_options& o) {
   p.validate(x.shape);
   const std::size_t need = storage_bytes(p.type, static_cast<std::size_t>(x.numel()));
   if (out_bytes < need)
     fail("quantize: output buffer too small: ", x.numel(), " ", to_string(p.type), " values need ",
          need, " bytes, got ", out_bytes);
   if (x.numel() > 0 && x.data == nullptr) fail("quantize: input data is null");
-  const qpath path = quantize_path(best_isa());
   if (o.nonfinite == nonfinite_policy::error) {
-    check_finite(path, x, "quantize");
-    quantize_into<false>(x, p, out, path);
+    check_finite(kt, x, "quantize");
+    quantize_into<false>(kt, x, p, out);
   } else {
-    quantize_into<true>(x, p, out, path);
+    quantize_into<true>(kt, x, p, out);
   }
 }
 
-inline void dequantize_checked(const std::uint8_t* q, std::size_t q_bytes, const quant_params& p,
-                               const tensor_view<float>& out) {
+inline void dequantize_checked(const kernel_table& kt, const std::uint8_t* q, std::size_t q_bytes,
+                               const quant_params& p, const tensor_view<float>& out) {
   p.validate(out.shape);
   const std::int64_t n = out.numel();
   const std::size_t need = storage_bytes(p.type, static_cast<std::size_t>(n));
@@ -311,49 +234,31 @@ inline void dequantize_checked(const std::uint8_t* q, std::size_t q_bytes, const
     fail("dequantize: input holds ", q_bytes, " bytes but ", n, " ", to_string(p.type),
          " values need ", need);
   if (n == 0) return;
-  if (out.rank() == 0 || !rows_are_unit_stride(out.shape, out.strides)) {
-    reference::dequantize(q, p, out);
-    return;
-  }
-  const qpath path = quantize_path(best_isa());
+  const dtype t = p.type;
   const std::size_t np = p.scales.size();
   std::vector<float> zpf(np);
   for (std::size_t i = 0; i < np; ++i) zpf[i] = static_cast<float>(p.zero_points[i]);
-  const param_layout layout(p, out.shape);
-  const std::int64_t cols = out.shape.back();
-  const int last = out.rank() - 1;
-  const dtype t = p.type;
-  if (layout.kind == granularity::kind::per_tensor && out.is_contiguous()) {
-    dequantize_run<false>(path, t, q, 0, n, nullptr, nullptr, p.scales[0], zpf[0], out.data);
+  if (out.rank() == 0 || (p.granularity.is_per_tensor() && out.is_contiguous())) {
+    dequantize_run<false>(kt, t, q, 0, n, nullptr, nullptr, p.scales[0], zpf[0], out.data);
     return;
   }
-  for_each_row(
-      out.shape, out.strides, [&](std::int64_t r, std::int64_t off, const std::int64_t* idx) {
-        float* row = out.data + off;
-        const std::int64_t start = r * cols;
-        switch (layout.kind) {
-          case granularity::kind::per_tensor:
-            dequantize_run<false>(path, t, q, start, cols, nullptr, nullptr, p.scales[0], zpf[0],
-                                  row);
-            break;
-          case granularity::kind::per_channel:
-            if (layout.axis == last) {
-              dequantize_run<true>(path, t, q, start, cols, p.scales.data(), zpf.data(), 0, 0, row);
-            } else {
-              const auto k = static_cast<std::size_t>(idx[layout.axis]);
-              dequantize_run<false>(path, t, q, start, cols, nullptr, nullptr, p.scales[k], zpf[k],
-                                    row);
-            }
-            break;
-          case granularity::kind::per_group:
-            for (std::int64_t g = 0; g < layout.groups_per_row; ++g) {
-              const auto k = static_cast<std::size_t>(idx[0] * layout.groups_per_row + g);
-              dequantize_run<false>(path, t, q, start + g * layout.group_size, layout.group_size,
-                                    nullptr, nullptr, p.scales[k], zpf[k],
-                                    row + g * layout.group_size);
-            }
-            break;
+  // Strided rows are dequantized into a contiguous row, then scattered.
+  const bool scatter = !rows_are_unit_stride(out.shape, out.strides);
+  std::vector<float> row(scatter ? static_cast<std::size_t>(out.shape.back()) : 0);
+  const std::int64_t step = out.strides.back();
+  for_each_param_run(
+      p, out.shape, out.strides,
+      [&](std::int64_t off, std::int64_t start, std::int64_t len, std::size_t k, bool vec) {
+        float* dst = scatter ? row.data() : out.data + off;
+        if (vec) {
+          dequantize_run<true>(kt, t, q, start, len, p.scales.data() + k, zpf.data() + k, 0, 0,
+                               dst);
+        } else {
+          dequantize_run<false>(kt, t, q, start, len, nullptr, nullptr, p.scales[k], zpf[k], dst);
         }
+        if (scatter)
+          for (std::int64_t i = 0; i < len; ++i)
+            out.data[off + i * step] = row[static_cast<std::size_t>(i)];
       });
 }
 
@@ -371,44 +276,29 @@ inline void check_storage_type(dtype t, bool is_int8_t, const char* who) {
 inline void quantize(tensor_view<const float> x, const quant_params& p, span<std::int8_t> out,
                      quantize_options o = {}) {
   detail::check_storage_type(p.type, true, "quantize");
-  detail::quantize_checked(x, p, reinterpret_cast<std::uint8_t*>(out.data()), out.size(), o);
+  detail::quantize_checked(detail::best_table(), x, p, reinterpret_cast<std::uint8_t*>(out.data()),
+                           out.size(), o);
 }
 
 /// Quantizes `x` into `out` (uint8, or packed int4/uint4 storage).
 inline void quantize(tensor_view<const float> x, const quant_params& p, span<std::uint8_t> out,
                      quantize_options o = {}) {
   detail::check_storage_type(p.type, false, "quantize");
-  detail::quantize_checked(x, p, out.data(), out.size(), o);
+  detail::quantize_checked(detail::best_table(), x, p, out.data(), out.size(), o);
 }
 
 /// Dequantizes int8 storage into `out`, whose shape is the tensor's logical shape.
 inline void dequantize(span<const std::int8_t> q, const quant_params& p, tensor_view<float> out) {
   detail::check_storage_type(p.type, true, "dequantize");
-  detail::dequantize_checked(reinterpret_cast<const std::uint8_t*>(q.data()), q.size(), p, out);
+  detail::dequantize_checked(detail::best_table(), reinterpret_cast<const std::uint8_t*>(q.data()),
+                             q.size(), p, out);
 }
 
 /// Dequantizes uint8 / packed int4 / packed uint4 storage into `out`.
 inline void dequantize(span<const std::uint8_t> q, const quant_params& p, tensor_view<float> out) {
   detail::check_storage_type(p.type, false, "dequantize");
-  detail::dequantize_checked(q.data(), q.size(), p, out);
+  detail::dequantize_checked(detail::best_table(), q.data(), q.size(), p, out);
 }
-
-/// A quantized tensor that owns its storage: what the convenience overloads return.
-struct quantized_tensor {
-  quant_params params;
-  std::vector<std::int64_t> shape;
-  std::vector<std::uint8_t> data;  ///< storage_bytes(params.type, numel) bytes
-
-  std::int64_t numel() const noexcept {
-    std::int64_t n = 1;
-    for (auto e : shape) n *= e;
-    return n;
-  }
-  /// Logical element i as an integer.
-  std::int32_t value(std::int64_t i) const noexcept {
-    return reference::load(params.type, data.data(), i);
-  }
-};
 
 /// Quantizes into a new quantized_tensor.
 inline quantized_tensor quantize(tensor_view<const float> x, const quant_params& p,
@@ -418,14 +308,14 @@ inline quantized_tensor quantize(tensor_view<const float> x, const quant_params&
   q.shape = x.shape;
   p.validate(x.shape);  // before allocating
   q.data.resize(storage_bytes(p.type, static_cast<std::size_t>(x.numel())));
-  detail::quantize_checked(x, p, q.data.data(), q.data.size(), o);
+  detail::quantize_checked(detail::best_table(), x, p, q.data.data(), q.data.size(), o);
   return q;
 }
 
 /// Dequantizes into a new contiguous float vector (logical row-major order).
 inline std::vector<float> dequantize(const quantized_tensor& q) {
   std::vector<float> out(static_cast<std::size_t>(q.numel()));
-  detail::dequantize_checked(q.data.data(), q.data.size(), q.params,
+  detail::dequantize_checked(detail::best_table(), q.data.data(), q.data.size(), q.params,
                              tensor_view<float>(out.data(), q.shape));
   return out;
 }

@@ -178,11 +178,11 @@ class sequential {
     // Quantized activations flowing between static layers (requantize_between_layers).
     std::vector<std::uint8_t> q;
     const quant_params* qp = nullptr;
+    const detail::kernel_table* qt = nullptr;  // the table of the layer that produced q
     auto to_float = [&]() {
       if (!qp) return;
-      matrixf f(cur.rows(),
-                static_cast<Eigen::Index>(q.size() / static_cast<std::size_t>(cur.rows())));
-      dequantize_bytes(q, *qp, f);
+      matrixf f(cur.rows(), cur.cols());  // cur carries the shape of q
+      dequantize_bytes(*qt, q, *qp, f);
       cur = std::move(f);
       qp = nullptr;
     };
@@ -204,11 +204,12 @@ class sequential {
           } else {
             to_float();
             in.resize(static_cast<std::size_t>(m * ql.in_features()));
-            quantize_bytes(cur, ql.input_params(), in);
+            quantize_bytes(ql.weights().table(), cur, ql.input_params(), in);
           }
           q.assign(static_cast<std::size_t>(m * ql.out_features()), 0);
           ql.forward_quantized(in.data(), m, ql.in_features(), q.data(), ql.out_features(), ctx);
           qp = &*ql.output_params();
+          qt = &ql.weights().table();
           cur.resize(m, ql.out_features());  // shape carrier for to_float()
         } else {
           to_float();
@@ -296,24 +297,16 @@ class sequential {
            a.quant_min == b.quant_min && a.quant_max == b.quant_max;
   }
 
-  static void quantize_bytes(const matrixf& x, const quant_params& p,
-                             std::vector<std::uint8_t>& out) {
-    if (p.type == dtype::int8) {
-      lowbit::quantize(view(x), p,
-                       span<std::int8_t>(reinterpret_cast<std::int8_t*>(out.data()), out.size()));
-    } else {
-      lowbit::quantize(view(x), p, span<std::uint8_t>(out));
-    }
+  /// Quantizes with the consuming layer's kernel table (not best_isa() now).
+  static void quantize_bytes(const detail::kernel_table& kt, const matrixf& x,
+                             const quant_params& p, std::vector<std::uint8_t>& out) {
+    detail::quantize_checked(kt, view(x), p, out.data(), out.size(), {});
   }
-  static void dequantize_bytes(const std::vector<std::uint8_t>& q, const quant_params& p,
-                               matrixf& f) {
+  /// Dequantizes with the producing layer's kernel table.
+  static void dequantize_bytes(const detail::kernel_table& kt, const std::vector<std::uint8_t>& q,
+                               const quant_params& p, matrixf& f) {
     const tensor_view<float> v(f.data(), {f.rows(), f.cols()});
-    if (p.type == dtype::int8) {
-      lowbit::dequantize(
-          span<const std::int8_t>(reinterpret_cast<const std::int8_t*>(q.data()), q.size()), p, v);
-    } else {
-      lowbit::dequantize(span<const std::uint8_t>(q), p, v);
-    }
+    detail::dequantize_checked(kt, q.data(), q.size(), p, v);
   }
 
   sequential quantize_static(const quantization_config& cfg,

@@ -21,9 +21,10 @@
 //                   in registers (detail/gemm_tile.hpp has the math, including the
 //                   s4 term - 8 group_rowsum[m][g])
 //
-// Kernels (arch/<isa>/gemm_kernel.hpp) are plain functions in target regions, called
-// once per tile: the driver itself is baseline code, so it never executes an
-// instruction the CPU lacks. All integer corrections use wrap-around uint32
+// Kernels are plain functions in target regions, reached through the kernel table of
+// the weights' ISA (detail/kernel_table.hpp, arch/<isa>/kernels.hpp) once per tile:
+// the driver itself is baseline code, so it never executes an instruction the CPU
+// lacks, and it has no ISA switch. All integer corrections use wrap-around uint32
 // arithmetic, exact because the final sum fits int32 (max_k()).
 //
 // Fused kernels (AVX-512 VNNI) resolve the per-call terms once into a tile_epilogue;
@@ -40,39 +41,82 @@
 #include <type_traits>
 #include <vector>
 
-#include "lowbit/arch/avx2/gemm_kernel.hpp"
-#include "lowbit/arch/avx512_vnni/gemm_kernel.hpp"
-#include "lowbit/arch/avx_vnni/gemm_kernel.hpp"
-#include "lowbit/arch/portable/gemm_kernel.hpp"
 #include "lowbit/detail/aligned_buffer.hpp"
 #include "lowbit/detail/gemm_tile.hpp"
+#include "lowbit/detail/kernel_table.hpp"
 #include "lowbit/detail/macros.hpp"
 #include "lowbit/detail/rounding.hpp"
 #include "lowbit/detail/threading.hpp"
 #include "lowbit/error.hpp"
-
-#if LOWBIT_HAVE_X86_DISPATCH
-#include <immintrin.h>  // SSE2 only, outside target regions: x86-64's baseline
-#endif
+#include "lowbit/gemm_types.hpp"
+#include "lowbit/isa.hpp"
+#include "lowbit/packed_weights.hpp"
 
 LOWBIT_BEGIN_NAMESPACE
 namespace detail {
 
-/// A validated call with everything the epilogue derives once per call.
-struct gemm_call {
-  const activations* x;
-  const packed_weights* w;
-  const epilogue* e;
-  output y;
-  int threads;
-  std::int32_t za;                   ///< activation zero point in the kernels' u8 domain
-  std::vector<float> mult;           ///< requantize: per channel
-  std::vector<std::int32_t> bias_q;  ///< requantize: per channel (0 without bias)
-  std::int32_t lo_q = 0, hi_q = 0;   ///< requantize clamp
+/// The requantize epilogue's per-channel constants: they depend on the activation
+/// scale, the weight scales, the bias and the output parameters, never on the data,
+/// so a static layer computes them once (make_requant_terms) and every call reuses them.
+struct requant_terms {
+  std::vector<float> mult;           ///< (sx * sw[n]) / sy
+  std::vector<std::int32_t> bias_q;  ///< round_half_even(bias[n] / (sx * sw[n])), or 0
+  std::int32_t lo_q = 0, hi_q = 0;   ///< output clamp (ReLU raises lo_q to zy)
 };
 
-inline gemm_call validate_gemm(const activations& x, const packed_weights& w, const epilogue& e,
-                               const output& y, const gemm_context& ctx) {
+/// Validates the requantize-specific parts of a call and computes its terms.
+inline requant_terms make_requant_terms(float sx, const packed_weights& w, const epilogue& e) {
+  if (w.format() != weight_format::s8)
+    fail("gemm: the requantize epilogue needs s8 weights (s4 per-group sums are float)");
+  if (e.out_type != dtype::uint8 && e.out_type != dtype::int8)
+    fail("gemm: requantize output must be uint8 or int8, got ", to_string(e.out_type));
+  if (!(e.out_scale > 0.0f) || !std::isfinite(e.out_scale))
+    fail("gemm: requantize output scale ", e.out_scale, " must be finite and > 0");
+  requant_terms r;
+  r.lo_q = dtype_min(e.out_type);
+  r.hi_q = dtype_max(e.out_type);
+  if (e.out_zero_point < r.lo_q || e.out_zero_point > r.hi_q)
+    fail("gemm: requantize output zero point ", e.out_zero_point, " outside ",
+         to_string(e.out_type), " range");
+  if (e.fuse_relu) r.lo_q = e.out_zero_point;
+  const auto n = static_cast<std::size_t>(w.n());
+  r.mult.resize(n);
+  r.bias_q.assign(n, 0);
+  for (std::size_t j = 0; j < n; ++j) {
+    const float sxw = sx * w.scales()[j];
+    r.mult[j] = sxw / e.out_scale;
+    if (!(r.mult[j] > 0.0f) || !std::isfinite(r.mult[j]))
+      fail("gemm: requantize multiplier for channel ", j, " = ", r.mult[j],
+           " is not finite and > 0");
+    if (!e.bias.empty()) {
+      const float b = round_half_even(e.bias[j] / sxw);
+      if (!(std::abs(b) < 1073741824.0f))
+        fail("gemm: bias[", j, "] = ", e.bias[j], " is out of int32 range once quantized");
+      r.bias_q[j] = static_cast<std::int32_t>(b);
+    }
+  }
+  return r;
+}
+
+/// A validated call: the operands, the kernel table that runs it (the weights'),
+/// and the requantize terms (computed for this call, or a layer's precomputed ones).
+struct gemm_call {
+  const activations* x = nullptr;
+  const packed_weights* w = nullptr;
+  const epilogue* e = nullptr;
+  output y{static_cast<float*>(nullptr), 0};
+  int threads = 1;
+  const kernel_table* kt = nullptr;   ///< w->table(): decided when w was packed
+  std::int32_t za = 0;                ///< activation zero point in the kernels' u8 domain
+  const requant_terms* rq = nullptr;  ///< requantize only
+  requant_terms owned_rq;             ///< when the caller had none precomputed
+};
+
+/// Validates a call. `pre`: requantize terms computed earlier for exactly this
+/// activation scale, weights and epilogue (a static layer's), or null to compute them.
+inline void validate_gemm(gemm_call& c, const activations& x, const packed_weights& w,
+                          const epilogue& e, const output& y, const gemm_context& ctx,
+                          const requant_terms* pre = nullptr) {
   if (w.n() == 0) fail("gemm: the packed_weights object is empty");
   if (!is_available(w.level()))
     fail("gemm: weights were packed for isa ", to_string(w.level()), ", not available here");
@@ -90,7 +134,14 @@ inline gemm_call validate_gemm(const activations& x, const packed_weights& w, co
   if (x.m > 0 && y.data == nullptr) fail("gemm: output data is null");
   if (ctx.threads < 1) fail("gemm: threads must be >= 1, got ", ctx.threads);
 
-  gemm_call c{&x, &w, &e, y, ctx.threads, x.type == dtype::int8 ? 128 : x.zero_point, {}, {}, 0, 0};
+  c.x = &x;
+  c.w = &w;
+  c.e = &e;
+  c.y = y;
+  c.threads = ctx.threads;
+  c.kt = &w.table();
+  c.za = x.type == dtype::int8 ? 128 : x.zero_point;
+  c.rq = nullptr;
   const auto n = static_cast<std::size_t>(w.n());
   const bool need_scales = e.type != epilogue::kind::int32;
   if (need_scales) {
@@ -122,33 +173,15 @@ inline gemm_call validate_gemm(const activations& x, const packed_weights& w, co
         fail("gemm: requantize to ", to_string(e.out_type), " needs a matching output buffer");
       if (x.scales.size() != 1)
         fail("gemm: requantize needs a per-tensor activation scale, got ", x.scales.size());
-      if (!(e.out_scale > 0.0f) || !std::isfinite(e.out_scale))
-        fail("gemm: requantize output scale ", e.out_scale, " must be finite and > 0");
-      c.lo_q = dtype_min(e.out_type);
-      c.hi_q = dtype_max(e.out_type);
-      if (e.out_zero_point < c.lo_q || e.out_zero_point > c.hi_q)
-        fail("gemm: requantize output zero point ", e.out_zero_point, " outside ",
-             to_string(e.out_type), " range");
-      if (e.fuse_relu) c.lo_q = e.out_zero_point;
-      c.mult.resize(n);
-      c.bias_q.assign(n, 0);
-      for (std::size_t j = 0; j < n; ++j) {
-        const float sxw = x.scales[0] * w.scales()[j];
-        c.mult[j] = sxw / e.out_scale;
-        if (!(c.mult[j] > 0.0f) || !std::isfinite(c.mult[j]))
-          fail("gemm: requantize multiplier for channel ", j, " = ", c.mult[j],
-               " is not finite and > 0");
-        if (!e.bias.empty()) {
-          const float b = round_half_even(e.bias[j] / sxw);
-          if (!(std::abs(b) < 1073741824.0f))
-            fail("gemm: bias[", j, "] = ", e.bias[j], " is out of int32 range once quantized");
-          c.bias_q[j] = static_cast<std::int32_t>(b);
-        }
+      if (pre != nullptr) {
+        c.rq = pre;
+      } else {
+        c.owned_rq = make_requant_terms(x.scales[0], w, e);
+        c.rq = &c.owned_rq;
       }
       break;
     }
   }
-  return c;
 }
 
 /// Row stride of the prepared activations for `kp` bytes per row: rounded up to a
@@ -159,91 +192,117 @@ inline gemm_call validate_gemm(const activations& x, const packed_weights& w, co
 constexpr std::int64_t activation_stride(std::int64_t kp) noexcept { return (kp + 63) / 64 * 64; }
 
 /// Activations in the kernels' u8 domain, K padded with zeros to `kp` (and the row
-/// stride to activation_stride(kp)). Small calls (decode, small layers: where the
-/// allocation would cost as much as the GEMM) use a buffer kept per calling thread,
-/// valid until that thread's next gemm call (gemm never calls itself; the workers
-/// only read it while the caller waits); larger ones own theirs, so no thread retains
-/// more than kCachedBytes.
+/// stride to activation_stride(kp)), plus the sums the epilogue needs. The bytes live
+/// in a buffer kept per calling thread (activation_scratch) and stay valid until that
+/// thread's next gemm or layer call (gemm never calls itself; the workers only read
+/// it while the caller waits).
 struct prepared_activations {
-  static constexpr std::size_t kCachedBytes = 256 * 1024;
   prepared_activations() = default;
-  prepared_activations(const prepared_activations&) = delete;  // data may point into owned
+  prepared_activations(const prepared_activations&) = delete;
   prepared_activations& operator=(const prepared_activations&) = delete;
-  const std::uint8_t* data = nullptr;
+  std::uint8_t* data = nullptr;
+  std::int64_t m = 0;
   std::int64_t ld = 0;
   /// sum_k a'[m][k] over the row (s8 with weight zero points) or over each group
-  /// (s4: [M x groups], for the w + 8 storage); null when not needed.
-  const std::int32_t* rowsum = nullptr;
-  aligned_buffer owned;
-  std::vector<std::int32_t> owned_rowsum;
+  /// (s4 on a fused kernel: [M x groups], for the w + 8 storage); null when not needed.
+  std::int32_t* rowsum = nullptr;
+  std::int64_t sum_span = 0;  ///< K span of one sum (0: no sums)
 };
 
-/// d[k] = s[k] ^ flip for k < n; returns sum_k d[k]. SSE2 (x86-64's baseline) when
-/// available: psadbw sums 16 bytes into two 64-bit lanes.
-inline std::int32_t flip_copy_sum(const std::uint8_t* LOWBIT_RESTRICT s,
-                                  std::uint8_t* LOWBIT_RESTRICT d, std::int64_t n,
-                                  std::uint8_t flip) noexcept {
-  std::int64_t k = 0;
-  std::uint64_t sum = 0;
-#if LOWBIT_HAVE_X86_DISPATCH
-  const __m128i f = _mm_set1_epi8(static_cast<char>(flip)), zero = _mm_setzero_si128();
-  __m128i acc = zero;
-  for (; k + 16 <= n; k += 16) {
-    const __m128i v = _mm_xor_si128(_mm_loadu_si128(reinterpret_cast<const __m128i*>(s + k)), f);
-    _mm_storeu_si128(reinterpret_cast<__m128i*>(d + k), v);
-    acc = _mm_add_epi64(acc, _mm_sad_epu8(v, zero));
+/// Per-thread scratch of the activation side: grows to the largest call this thread
+/// made, up to kRetainedBytes, and is reused, so after a thread's first call of a
+/// given size no call allocates. Calls above the cap get a buffer of their own, freed
+/// on return (a GEMM that large costs far more than the allocation).
+struct activation_scratch {
+  static constexpr std::size_t kRetainedBytes = std::size_t{16} << 20;
+  aligned_buffer bytes;
+  std::vector<std::int32_t> sums;
+  aligned_buffer oversized_bytes;
+  std::vector<std::int32_t> oversized_sums;
+
+  static activation_scratch& of_this_thread() {
+    thread_local activation_scratch s;
+    return s;
   }
-  sum = static_cast<std::uint64_t>(_mm_cvtsi128_si64(acc)) +
-        static_cast<std::uint64_t>(_mm_cvtsi128_si64(_mm_unpackhi_epi64(acc, acc)));
-#endif
-  for (; k < n; ++k) {
-    d[k] = static_cast<std::uint8_t>(s[k] ^ flip);
-    sum += d[k];
+  std::uint8_t* byte_buffer(std::size_t n) {
+    if (n > kRetainedBytes) {
+      oversized_bytes = aligned_buffer(n, aligned_buffer::uninitialized);
+      return oversized_bytes.data();
+    }
+    oversized_bytes = aligned_buffer();
+    if (bytes.size() < n) bytes = aligned_buffer(n, aligned_buffer::uninitialized);
+    return bytes.data();
   }
-  return static_cast<std::int32_t>(sum);  // <= 255 * max_k < 2^31
+  std::int32_t* sum_buffer(std::size_t n) {
+    std::vector<std::int32_t>& v = n * 4 > kRetainedBytes ? oversized_sums : sums;
+    if (&v == &sums) oversized_sums = std::vector<std::int32_t>();
+    if (v.size() < n) v.resize(n);
+    return v.data();
+  }
+};
+
+/// K span of one activation sum for these weights on this table: K for s8 with zero
+/// points, the group size for s4 on a fused kernel, else 0 (no sums).
+inline std::int64_t activation_sum_span(const packed_weights& w, const kernel_table& kt) noexcept {
+  if (w.format() == weight_format::s4) return kt.s4_group_sums() ? w.group_size() : 0;
+  return w.has_zero_points() ? w.k() : 0;
 }
 
-/// `sum_span`: 0 = no sums, else the K span of one sum (K for s8, the group size
-/// for s4).
-inline void prepare_activations(const activations& x, std::int64_t kp, std::int64_t sum_span,
+/// Bytes per prepared row for these weights (K padded to the kernels' interleave).
+inline std::int64_t prepared_k(const packed_weights& w) noexcept {
+  return w.format() == weight_format::s8 ? (w.k() + 3) / 4 * 4 : w.k();
+}
+
+/// Reserves the prepared buffer for m rows (contents unset).
+inline void reserve_activations(const packed_weights& w, const kernel_table& kt, std::int64_t m,
                                 prepared_activations& p) {
-  thread_local aligned_buffer cache;  // allocated by the thread's first small call
-  thread_local std::vector<std::int32_t> cache_rowsum;
-  p.ld = activation_stride(kp);
-  const auto bytes = static_cast<std::size_t>(x.m * p.ld);
-  std::uint8_t* base;
-  if (bytes <= prepared_activations::kCachedBytes) {
-    if (cache.size() == 0)
-      cache = aligned_buffer(prepared_activations::kCachedBytes, aligned_buffer::uninitialized);
-    base = cache.data();
-  } else {
-    p.owned = aligned_buffer(bytes, aligned_buffer::uninitialized);  // every byte is written
-    base = p.owned.data();
+  activation_scratch& s = activation_scratch::of_this_thread();
+  p.m = m;
+  p.ld = activation_stride(prepared_k(w));
+  p.data = s.byte_buffer(static_cast<std::size_t>(m * p.ld));
+  p.sum_span = activation_sum_span(w, kt);
+  p.rowsum = nullptr;
+  if (p.sum_span > 0) {
+    const std::int64_t spans = (w.k() + p.sum_span - 1) / p.sum_span;
+    p.rowsum = s.sum_buffer(static_cast<std::size_t>(m * spans));
   }
-  const std::int64_t spans = sum_span > 0 ? (x.k + sum_span - 1) / sum_span : 0;
-  std::int32_t* sums = nullptr;
-  if (spans > 0) {
-    std::vector<std::int32_t>& v =
-        bytes <= prepared_activations::kCachedBytes ? cache_rowsum : p.owned_rowsum;
-    v.resize(static_cast<std::size_t>(x.m * spans));
-    sums = v.data();
+}
+
+/// Row m of a prepared buffer after its first `k` bytes were written in the u8
+/// domain: zero padding, and the row's sums.
+inline void finish_prepared_row(const kernel_table& kt, prepared_activations& p, std::int64_t m,
+                                std::int64_t k) noexcept {
+  std::uint8_t* d = p.data + m * p.ld;
+  std::memset(d + k, 0, static_cast<std::size_t>(p.ld - k));
+  if (p.sum_span == 0) return;
+  const std::int64_t spans = (k + p.sum_span - 1) / p.sum_span;
+  for (std::int64_t g = 0; g < spans; ++g) {
+    const std::int64_t k0 = g * p.sum_span, len = std::min(p.sum_span, k - k0);
+    p.rowsum[m * spans + g] = kt.prepare_row(d + k0, d + k0, len, 0);  // in place: sum only
   }
+}
+
+/// Integer activations of a gemm() call -> the prepared buffer (copy, flip int8 to u8,
+/// sums): one pass over x per row.
+inline void prepare_activations(const gemm_call& c, prepared_activations& p) {
+  const activations& x = *c.x;
+  const kernel_table& kt = *c.kt;
+  reserve_activations(*c.w, kt, x.m, p);
   const auto* src = static_cast<const std::uint8_t*>(x.data);
   const std::uint8_t flip = x.type == dtype::int8 ? 0x80 : 0x00;
+  const std::int64_t spans = p.sum_span > 0 ? (x.k + p.sum_span - 1) / p.sum_span : 0;
   for (std::int64_t m = 0; m < x.m; ++m) {
-    std::uint8_t* d = base + m * p.ld;
+    std::uint8_t* d = p.data + m * p.ld;
     if (spans == 0) {
-      flip_copy_sum(src + m * x.ld, d, x.k, flip);
+      kt.prepare_row(src + m * x.ld, d, x.k, flip);
     } else {
       for (std::int64_t g = 0; g < spans; ++g) {
-        const std::int64_t k0 = g * sum_span, len = std::min(sum_span, x.k - k0);
-        sums[m * spans + g] = flip_copy_sum(src + m * x.ld + k0, d + k0, len, flip);
+        const std::int64_t k0 = g * p.sum_span, len = std::min(p.sum_span, x.k - k0);
+        p.rowsum[m * spans + g] = kt.prepare_row(src + m * x.ld + k0, d + k0, len, flip);
       }
     }
     std::memset(d + x.k, 0, static_cast<std::size_t>(p.ld - x.k));
   }
-  p.data = base;
-  p.rowsum = sums;
 }
 
 inline std::int32_t wrap(std::uint32_t v) noexcept {
@@ -256,21 +315,22 @@ inline std::int32_t wrap(std::uint32_t v) noexcept {
 inline void store_requantized(const gemm_call& c, std::int64_t m, std::int64_t n,
                               std::int32_t acc) noexcept {
   const auto j = static_cast<std::size_t>(n);
+  const requant_terms& rq = *c.rq;
   // acc + bias_q in int64 (it may leave the int32 range), rounded once to float.
-  const float a = static_cast<float>(static_cast<std::int64_t>(acc) + c.bias_q[j]);
-  const std::int32_t q = quantize_one(a, c.mult[j], c.e->out_zero_point, c.lo_q, c.hi_q);
+  const float a = static_cast<float>(static_cast<std::int64_t>(acc) + rq.bias_q[j]);
+  const std::int32_t q = quantize_one(a, rq.mult[j], c.e->out_zero_point, rq.lo_q, rq.hi_q);
   static_cast<std::uint8_t*>(c.y.data)[m * c.y.ld + n] = static_cast<std::uint8_t>(q & 0xFF);
 }
 
 /// Rows per block: the loop nests keep a block of prepared activations (rows x ld
 /// bytes) in L2 while every panel of the thread streams past it; without blocks, all
 /// of A would be read once per panel, and each block costs one pass over the weights.
-/// `budget` is a share of the L2: 256 KiB on the unfused paths (the whole L2 of
-/// Haswell..Comet Lake client cores, half of Zen 2/3's), 512 KiB on AVX-512 (a half
-/// to a quarter of Skylake-SP, Sapphire Rapids and Zen 4's 1-2 MiB; all of Ice Lake
-/// client's). Blocks are balanced and a multiple of the tile height: at a budget of
-/// 256 KiB, M = 128 and K = 4096 run blocks of 49, 49, 30 rows (7-row tiles), not
-/// 63, 63, 2 (a third pass over all the weights for 2 rows).
+/// `budget` is a share of the L2: 256 KiB on the raw-tile paths (the whole L2 of
+/// Haswell..Comet Lake client cores, half of Zen 2/3's), 512 KiB on the fused AVX-512
+/// path (a half to a quarter of Skylake-SP, Sapphire Rapids and Zen 4's 1-2 MiB; all
+/// of Ice Lake client's). Blocks are balanced and a multiple of the tile height: at a
+/// budget of 256 KiB, M = 128 and K = 4096 run blocks of 49, 49, 30 rows (7-row
+/// tiles), not 63, 63, 2 (a third pass over all the weights for 2 rows).
 inline std::int64_t row_block(std::int64_t m, std::int64_t ld, int mr,
                               std::int64_t budget) noexcept {
   const std::int64_t most =
@@ -289,25 +349,8 @@ inline int useful_threads(int threads, std::int64_t m, std::int64_t n, std::int6
   return static_cast<int>(std::min<std::int64_t>(threads, most));
 }
 
-/// Calls Kernel::s8<R> / s4<R> for a runtime row count 1 <= rows <= Kernel::mr.
-template <class Kernel, bool S4, int R = Kernel::mr>
-inline void call_kernel(int rows, const std::uint8_t* a, std::int64_t lda, const std::uint8_t* b,
-                        std::int64_t kb, std::int64_t ke, std::int32_t* tile) noexcept {
-  if constexpr (R >= 1) {
-    if (rows == R) {
-      if constexpr (S4) {
-        Kernel::template s4<R>(a, lda, b, kb, ke, tile);
-      } else {
-        Kernel::template s8<R>(a, lda, b, kb, ke, tile);
-      }
-      return;
-    }
-    call_kernel<Kernel, S4, R - 1>(rows, a, lda, b, kb, ke, tile);
-  }
-}
-
 /// The per-channel epilogue terms of one panel, padded to 16 lanes (zeros past N),
-/// so the unfused epilogue below runs fixed-length loops over contiguous arrays that
+/// so the raw-tile epilogue below runs fixed-length loops over contiguous arrays that
 /// the compiler vectorizes (SSE2 at x86-64's baseline) instead of a per-element switch.
 struct panel_terms {
   alignas(64) std::uint32_t zc[16] = {};  ///< za' * colsum[n] (s8)
@@ -315,7 +358,6 @@ struct panel_terms {
   std::uint32_t kzw[16] = {};             ///< K * za' * zw[n] (s8 affine)
   float sw[16] = {};                      ///< s8 weight scales
   float bias[16] = {};
-  float mult[16] = {};  ///< requantize
 };
 
 inline void load_panel_terms(const gemm_call& c, std::int64_t n0, std::int64_t nc,
@@ -334,7 +376,6 @@ inline void load_panel_terms(const gemm_call& c, std::int64_t n0, std::int64_t n
       t.sw[j] = w.scales()[n];
     }
     if (!c.e->bias.empty()) t.bias[j] = c.e->bias[n];
-    if (!c.mult.empty()) t.mult[j] = c.mult[n];
   }
 }
 
@@ -377,18 +418,21 @@ inline void store_rows(const gemm_call& c, const panel_terms& t, const std::int3
   }
 }
 
-template <class Kernel>
-inline void run_panels(const gemm_call& c, const prepared_activations& a, std::int64_t p_begin,
-                       std::int64_t p_end) {
-  constexpr int MR = Kernel::mr;
+/// The raw-tile loop nest (kernel_table::gemm.fused == false): panels p_begin..p_end
+/// of one thread, the table's s8_raw / s4_raw tiles, the epilogue in store_rows.
+inline void run_raw_panels(const gemm_call& c, const prepared_activations& a, std::int64_t p_begin,
+                           std::int64_t p_end) {
+  const gemm_ukernels& uk = c.kt->gemm;
   const packed_weights& w = *c.w;
-  const std::int64_t M = c.x->m, N = w.n(), K = w.k();
+  const std::int64_t M = a.m, N = w.n(), K = w.k();
   const bool s4 = w.format() == weight_format::s4;
+  const int MR = s4 ? uk.s4_mr : uk.s8_mr;
   const bool affine = w.has_zero_points();
   const std::int64_t groups = w.groups();
   const std::uint32_t za = static_cast<std::uint32_t>(c.za);
-  std::int32_t tile[MR * 16];
-  std::int32_t v[MR * 16];
+  std::int32_t tile[kMaxTileRows * 16];
+  std::int32_t v[kMaxTileRows * 16];
+  float facc[kMaxTileRows * 16];
   panel_terms terms;
   // Row blocks whose prepared activations stay in L2 (see row_block).
   const std::int64_t mc = row_block(M, a.ld, MR, 256 * 1024);
@@ -401,7 +445,7 @@ inline void run_panels(const gemm_call& c, const prepared_activations& a, std::i
         const int rows = static_cast<int>(std::min<std::int64_t>(MR, M - m0));
         const std::uint8_t* arow = a.data + m0 * a.ld;
         if (!s4) {
-          call_kernel<Kernel, false>(rows, arow, a.ld, panel, 0, (K + 3) / 4, tile);
+          uk.s8_raw[rows - 1](arow, a.ld, panel, 0, (K + 3) / 4, tile);
           for (int r = 0; r < rows; ++r) {
             // v = P - za' colsum [- zw rowsum + K za' zw], wrapping uint32 (exact)
             const auto rs = affine ? static_cast<std::uint32_t>(a.rowsum[m0 + r]) : 0u;
@@ -411,12 +455,14 @@ inline void run_panels(const gemm_call& c, const prepared_activations& a, std::i
           }
           store_rows(c, terms, v, nullptr, rows, m0, n0, nc);
         } else {
-          float facc[MR * 16] = {};
-          for (int i = 0; i < MR * 16; ++i) v[i] = 0;
+          for (int i = 0; i < rows * 16; ++i) {
+            v[i] = 0;
+            facc[i] = 0.0f;
+          }
           const std::int64_t g8 = w.group_size() / 8;
           const packed_weights::panel_group* pg = w.panel_groups(p);
           for (std::int64_t g = 0; g < groups; ++g) {
-            call_kernel<Kernel, true>(rows, arow, a.ld, panel, g * g8, (g + 1) * g8, tile);
+            uk.s4_raw[rows - 1](arow, a.ld, panel, g * g8, (g + 1) * g8, tile);
             for (int r = 0; r < rows; ++r)
               for (int j = 0; j < 16; ++j) {
                 const std::int32_t vg = wrap(static_cast<std::uint32_t>(tile[r * 16 + j]) -
@@ -467,127 +513,74 @@ inline tile_epilogue make_tile_epilogue(const gemm_call& c, const prepared_activ
       break;
     case epilogue::kind::requantize:
       t.type = tile_epilogue::kind::requantize;
-      t.mult = c.mult.data();
-      t.bias_q = e.bias.empty() ? nullptr : c.bias_q.data();
+      t.mult = c.rq->mult.data();
+      t.bias_q = e.bias.empty() ? nullptr : c.rq->bias_q.data();
       t.zy = e.out_zero_point;
-      t.lo_q = c.lo_q;
-      t.hi_q = c.hi_q;
+      t.lo_q = c.rq->lo_q;
+      t.hi_q = c.rq->hi_q;
       break;
   }
   return t;
 }
 
-template <class K, class = void>
-struct is_fused : std::false_type {};
-template <class K>
-struct is_fused<K, std::void_t<decltype(K::fused)>> : std::bool_constant<K::fused> {};
-
-/// Calls Kernel::s8_tile<R, P> for runtime 1 <= rows <= s8_mr, 1 <= np <= s8_panels.
-template <class Kernel, int R = Kernel::s8_mr, int P = Kernel::s8_panels>
-inline void call_fused_s8(int rows, int np, const packed_weights& w, std::int64_t p,
-                          const std::uint8_t* a, std::int64_t lda, const tile_epilogue& t,
-                          std::int64_t m0) noexcept {
-  if constexpr (R >= 1 && P >= 1) {
-    if (rows == R && np == P) {
-      Kernel::template s8_tile<R, P>(a, lda, w.data() + p * w.panel_bytes(), w.panel_bytes(),
-                                     (w.k() + 3) / 4, t, m0, p * 16);
-    } else if (rows == R) {
-      call_fused_s8<Kernel, R, P - 1>(rows, np, w, p, a, lda, t, m0);
-    } else {
-      call_fused_s8<Kernel, R - 1, P>(rows, np, w, p, a, lda, t, m0);
-    }
-  }
-}
-
-/// Calls Kernel::s4_tile<R, IntOut> for a runtime 1 <= rows <= Kernel::s4_mr.
-template <class Kernel, int R = Kernel::s4_mr>
-inline void call_fused_s4(int rows, const packed_weights& w, std::int64_t p, const std::uint8_t* a,
-                          std::int64_t lda, const tile_epilogue& t, std::int64_t m0) noexcept {
-  if constexpr (R >= 1) {
-    if (rows == R) {
-      const std::uint8_t* panel = w.data() + p * w.panel_bytes();
-      if (t.type == tile_epilogue::kind::int32) {
-        Kernel::template s4_tile<R, true>(a, lda, panel, w.groups(), w.group_size() / 8,
-                                          w.panel_groups(p), t, m0, p * 16);
-      } else {
-        Kernel::template s4_tile<R, false>(a, lda, panel, w.groups(), w.group_size() / 8,
-                                           w.panel_groups(p), t, m0, p * 16);
-      }
-      return;
-    }
-    call_fused_s4<Kernel, R - 1>(rows, w, p, a, lda, t, m0);
-  }
-}
-
-/// The fused loop nest: the row blocking of run_panels; s8 tiles span up to
-/// Kernel::s8_panels panels, the epilogue runs in the kernel.
-template <class Kernel>
+/// The fused loop nest (kernel_table::gemm.fused): the row blocking of
+/// run_raw_panels; s8 tiles span up to s8_panels panels, the epilogue runs in the
+/// kernel.
 inline void run_fused_panels(const gemm_call& c, const prepared_activations& a,
                              const tile_epilogue& t, std::int64_t p_begin, std::int64_t p_end) {
+  const gemm_ukernels& uk = c.kt->gemm;
   const packed_weights& w = *c.w;
   const bool s4 = w.format() == weight_format::s4;
-  const int mr = s4 ? Kernel::s4_mr : Kernel::s8_mr;
-  const std::int64_t M = c.x->m;
+  const int mr = s4 ? uk.s4_mr : uk.s8_mr;
+  const std::int64_t M = a.m;
+  const std::int64_t panel_bytes = w.panel_bytes(), k4n = (w.k() + 3) / 4;
+  const std::int64_t groups = w.groups(), g8 = w.group_size() / 8;
+  const int int_out = t.type == tile_epilogue::kind::int32 ? 1 : 0;
   // Decode (M <= 2) streams the weights once, from L3 or DRAM: one panel per tile
   // keeps that one sequential stream (the kernel's accumulator sets still give it 4
   // independent vpdpbusd chains); wider tiles only pay off when rows share a panel.
-  const int np_max = s4 || M <= 2 ? 1 : Kernel::s8_panels;
+  const int np_max = s4 || M <= 2 ? 1 : uk.s8_panels;
   // AVX-512 cores have >= 1 MiB of L2 (Skylake-SP, Ice Lake, Sapphire Rapids, Zen 4).
   const std::int64_t mc = row_block(M, a.ld, mr, 512 * 1024);
   for (std::int64_t mb = 0; mb < M; mb += mc)
     for (std::int64_t p = p_begin; p < p_end; p += np_max) {
       const int np = static_cast<int>(std::min<std::int64_t>(np_max, p_end - p));
+      const std::uint8_t* panel = w.data() + p * panel_bytes;
       for (std::int64_t m0 = mb; m0 < std::min(M, mb + mc); m0 += mr) {
         const int rows = static_cast<int>(std::min<std::int64_t>(mr, M - m0));
         const std::uint8_t* arow = a.data + m0 * a.ld;
         if (s4) {
-          call_fused_s4<Kernel>(rows, w, p, arow, a.ld, t, m0);
+          uk.s4_tile[rows - 1][int_out](arow, a.ld, panel, groups, g8, w.panel_groups(p), t, m0,
+                                        p * 16);
         } else {
-          call_fused_s8<Kernel>(rows, np, w, p, arow, a.ld, t, m0);
+          uk.s8_tile[rows - 1][np - 1](arow, a.ld, panel, panel_bytes, k4n, t, m0, p * 16);
         }
       }
     }
 }
 
-template <class Kernel>
-inline void run_with(const gemm_call& c) {
+/// Runs a validated call on activations already prepared for it.
+inline void run_prepared(const gemm_call& c, const prepared_activations& a) {
+  if (a.m == 0) return;
   const packed_weights& w = *c.w;
-  const std::int64_t kp = w.format() == weight_format::s8 ? (w.k() + 3) / 4 * 4 : w.k();
-  prepared_activations a;
-  // Sums: s8 with weight zero points, per row; s4 on a fused kernel, per group (the
-  // unfused s4 kernels subtract the stored + 8 in bytes and need none).
-  const std::int64_t sum_span = w.format() == weight_format::s4
-                                    ? (is_fused<Kernel>::value ? w.group_size() : 0)
-                                    : (w.has_zero_points() ? w.k() : 0);
-  prepare_activations(*c.x, kp, sum_span, a);
-  const int threads = useful_threads(c.threads, c.x->m, w.n(), w.k());
-  if constexpr (is_fused<Kernel>::value) {
+  const int threads = useful_threads(c.threads, a.m, w.n(), w.k());
+  if (c.kt->gemm.fused) {
     const tile_epilogue t = make_tile_epilogue(c, a);
     parallel_for(w.panels(), threads,
-                 [&](std::int64_t b, std::int64_t e) { run_fused_panels<Kernel>(c, a, t, b, e); });
+                 [&](std::int64_t b, std::int64_t e) { run_fused_panels(c, a, t, b, e); });
   } else {
     parallel_for(w.panels(), threads,
-                 [&](std::int64_t b, std::int64_t e) { run_panels<Kernel>(c, a, b, e); });
+                 [&](std::int64_t b, std::int64_t e) { run_raw_panels(c, a, b, e); });
   }
 }
 
-/// The kernel family of an ISA level: the only place that branches on the ISA.
+/// Runs a validated gemm() call: prepare the activations, then the loop nest of the
+/// weights' kernel table.
 inline void run_gemm(const gemm_call& c) {
   if (c.x->m == 0) return;
-#if LOWBIT_HAVE_X86_DISPATCH
-  switch (c.w->level()) {
-    case isa::amx_int8:  // AMX tiles: not yet implemented, runs the AVX-512 VNNI kernels
-    case isa::avx512_vnni:
-      return run_with<arch::avx512_vnni::gemm_kernels>(c);
-    case isa::avx_vnni:
-      return run_with<arch::avx_vnni::gemm_kernels>(c);
-    case isa::avx2:
-      return run_with<arch::avx2::gemm_kernels>(c);
-    case isa::portable:
-      break;
-  }
-#endif
-  run_with<arch::portable::gemm_kernels>(c);
+  prepared_activations a;
+  prepare_activations(c, a);
+  run_prepared(c, a);
 }
 
 }  // namespace detail

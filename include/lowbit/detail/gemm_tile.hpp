@@ -36,6 +36,14 @@
 LOWBIT_BEGIN_NAMESPACE
 namespace detail {
 
+/// s4: one group's epilogue terms for the 16 channels of a panel (zero past N): the
+/// column sums then the scales, 128 bytes, so a kernel folds a group with two aligned
+/// loads (packed_weights::panel_groups()).
+struct alignas(64) panel_group {
+  std::int32_t column_sums[16];
+  float scales[16];
+};
+
 /// Per-call epilogue terms, resolved once by the driver (pointers into the call's
 /// packed_weights, activations, epilogue and output; per channel arrays indexed by n).
 struct tile_epilogue {

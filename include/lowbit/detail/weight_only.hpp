@@ -4,7 +4,8 @@
 //
 //   s8: y[m][n] = sw[n] * (sum_k x[m][k] * W[n][k]) + bias[n]
 //   s4: y[m][n] = (sum_g sw[n][g] * (sum_{k in g} x[m][k] * W[n][k])) + bias[n]
-// The inner sums are the kernels' (arch/<isa>/gemm_f32_kernel.hpp); the scale is
+// The inner sums are the weights' kernel table's (kernel_table::weight_only, e.g.
+// arch/avx2/gemm_f32_kernel.hpp); the scale is
 // applied once per channel (per group for s4), the bias last. At M = 1 (decode) this
 // streams the packed weights once: 1 byte (s8) or half a byte (s4) per weight
 // instead of 4 for f32, which is where weight-only quantization gets its speed.
@@ -14,9 +15,7 @@
 #include <algorithm>
 #include <cstdint>
 
-#include "lowbit/arch/avx2/gemm_f32_kernel.hpp"
-#include "lowbit/arch/avx512_vnni/gemm_f32_kernel.hpp"
-#include "lowbit/arch/portable/gemm_f32_kernel.hpp"
+#include "lowbit/detail/kernel_table.hpp"
 #include "lowbit/detail/macros.hpp"
 #include "lowbit/detail/threading.hpp"
 #include "lowbit/packed_weights.hpp"
@@ -25,30 +24,15 @@
 LOWBIT_BEGIN_NAMESPACE
 namespace detail {
 
-template <class Kernel, bool S4, int R = Kernel::mr>
-inline void call_f32_kernel(int rows, const float* x, std::int64_t ldx, const std::uint8_t* b,
-                            std::int64_t k, std::int64_t k8b, std::int64_t k8e, float* c) noexcept {
-  if constexpr (R >= 1) {
-    if (rows == R) {
-      if constexpr (S4) {
-        Kernel::template s4<R>(x, ldx, b, k8b, k8e, c);
-      } else {
-        Kernel::template s8<R>(x, ldx, b, k, c);
-      }
-      return;
-    }
-    call_f32_kernel<Kernel, S4, R - 1>(rows, x, ldx, b, k, k8b, k8e, c);
-  }
-}
-
-template <class Kernel>
+/// Panels [pb, pe) of one thread, with the weight-only tiles of the weights' table.
 inline void weight_only_panels(const float* x, std::int64_t m, std::int64_t ldx,
                                const packed_weights& w, span<const float> bias, float* y,
                                std::int64_t ldy, std::int64_t pb, std::int64_t pe) {
-  constexpr int MR = Kernel::mr;
+  const f32_ukernels& uk = w.table().weight_only;
+  const int MR = uk.mr;
   const std::int64_t N = w.n(), K = w.k(), G = w.groups();
-  float tile[MR * 16];
-  float acc[MR * 16];
+  float tile[kMaxTileRows * 16];
+  float acc[kMaxTileRows * 16];
   for (std::int64_t p = pb; p < pe; ++p) {
     const std::uint8_t* panel = w.data() + p * w.panel_bytes();
     const std::int64_t n0 = p * 16, nc = std::min<std::int64_t>(16, N - n0);
@@ -56,15 +40,15 @@ inline void weight_only_panels(const float* x, std::int64_t m, std::int64_t ldx,
       const int rows = static_cast<int>(std::min<std::int64_t>(MR, m - m0));
       const float* xr = x + m0 * ldx;
       if (w.format() == weight_format::s8) {
-        call_f32_kernel<Kernel, false>(rows, xr, ldx, panel, K, 0, 0, tile);
+        uk.s8[rows - 1](xr, ldx, panel, K, tile);
         for (int r = 0; r < rows; ++r)
           for (std::int64_t j = 0; j < nc; ++j)
             acc[r * 16 + j] = tile[r * 16 + j] * w.scales()[static_cast<std::size_t>(n0 + j)];
       } else {
-        std::fill(acc, acc + MR * 16, 0.0f);
+        std::fill(acc, acc + rows * 16, 0.0f);
         const std::int64_t g8 = w.group_size() / 8;
         for (std::int64_t g = 0; g < G; ++g) {
-          call_f32_kernel<Kernel, true>(rows, xr, ldx, panel, K, g * g8, (g + 1) * g8, tile);
+          uk.s4[rows - 1](xr, ldx, panel, g * g8, (g + 1) * g8, tile);
           for (int r = 0; r < rows; ++r)
             for (std::int64_t j = 0; j < nc; ++j)
               acc[r * 16 + j] +=
@@ -79,26 +63,14 @@ inline void weight_only_panels(const float* x, std::int64_t m, std::int64_t ldx,
   }
 }
 
-/// Unvalidated: x [m x K] (row stride ldx), y [m x N] (row stride ldy), symmetric weights.
+/// Unvalidated: x [m x K] (row stride ldx), y [m x N] (row stride ldy), symmetric
+/// weights packed for an available isa.
 inline void weight_only_gemm(const float* x, std::int64_t m, std::int64_t ldx,
                              const packed_weights& w, span<const float> bias, float* y,
                              std::int64_t ldy, int threads) {
   if (m == 0) return;
   parallel_for(w.panels(), threads, [&](std::int64_t b, std::int64_t e) {
-#if LOWBIT_HAVE_X86_DISPATCH
-    switch (w.level()) {
-      case isa::amx_int8:
-      case isa::avx512_vnni:
-        return weight_only_panels<arch::avx512_vnni::gemm_f32_kernels>(x, m, ldx, w, bias, y, ldy,
-                                                                       b, e);
-      case isa::avx_vnni:
-      case isa::avx2:
-        return weight_only_panels<arch::avx2::gemm_f32_kernels>(x, m, ldx, w, bias, y, ldy, b, e);
-      case isa::portable:
-        break;
-    }
-#endif
-    weight_only_panels<arch::portable::gemm_f32_kernels>(x, m, ldx, w, bias, y, ldy, b, e);
+    weight_only_panels(x, m, ldx, w, bias, y, ldy, b, e);
   });
 }
 

@@ -17,6 +17,7 @@
 #include "lowbit/detail/macros.hpp"
 #include "lowbit/detail/param_index.hpp"
 #include "lowbit/detail/rounding.hpp"
+#include "lowbit/detail/storage.hpp"
 #include "lowbit/quant_params.hpp"
 #include "lowbit/view.hpp"
 
@@ -24,34 +25,14 @@ LOWBIT_BEGIN_NAMESPACE
 namespace reference {
 
 /// Writes integer value `v` (already in the dtype's range) as logical element `i`
-/// of a storage buffer: one byte per element, or a nibble for INT4 (element 2i in
-/// the low nibble).
+/// of a storage buffer (detail/storage.hpp).
 inline void store(dtype t, std::uint8_t* out, std::int64_t i, std::int32_t v) noexcept {
-  if (bits(t) == 8) {
-    out[i] = static_cast<std::uint8_t>(v & 0xFF);
-  } else {
-    std::uint8_t& b = out[i / 2];
-    const std::uint8_t nib = static_cast<std::uint8_t>(v & 0x0F);
-    b = (i % 2 == 0) ? static_cast<std::uint8_t>((b & 0xF0) | nib)
-                     : static_cast<std::uint8_t>((b & 0x0F) | (nib << 4));
-  }
+  detail::store_stored(t, out, i, v);
 }
 
 /// Reads logical element `i` of a storage buffer as an integer.
 inline std::int32_t load(dtype t, const std::uint8_t* in, std::int64_t i) noexcept {
-  switch (t) {
-    case dtype::int8:
-      return static_cast<std::int8_t>(in[i]);
-    case dtype::uint8:
-      return in[i];
-    case dtype::uint4:
-      return (in[i / 2] >> ((i % 2) * 4)) & 0x0F;
-    case dtype::int4: {
-      const int nib = (in[i / 2] >> ((i % 2) * 4)) & 0x0F;
-      return nib >= 8 ? nib - 16 : nib;
-    }
-  }
-  return 0;
+  return detail::load_stored(t, in, i);
 }
 
 /// quantize: q = clamp(zp + round_half_even(x * (1/scale)), qmin, qmax) into

@@ -35,7 +35,6 @@
 
 #include "lowbit/detail/gemm_tile.hpp"
 #include "lowbit/detail/macros.hpp"
-#include "lowbit/packed_weights.hpp"
 
 #if LOWBIT_HAVE_X86_DISPATCH
 #include <immintrin.h>
@@ -231,7 +230,7 @@ struct gemm_kernels {
   /// (int32 epilogue) or the float sum (f32 epilogue).
   template <int MR, bool IntOut>
   static void s4_tile(const std::uint8_t* a, std::int64_t lda, const std::uint8_t* b,
-                      std::int64_t groups, std::int64_t g8, const packed_weights::panel_group* pg,
+                      std::int64_t groups, std::int64_t g8, const detail::panel_group* pg,
                       const detail::tile_epilogue& e, std::int64_t m0, std::int64_t n0) noexcept {
     // Sets: S = 1 lo and hi share acc[0]; S = 2 lo -> 0, hi -> 1; S = 4 also alternates
     // k8 (g8 is a multiple of 4, group sizes being multiples of 32).
