@@ -781,9 +781,9 @@ int run_parent(options o, const std::string& tok_dir, const std::string& prompt,
                                           : r["total_s"].get<double>();
       row.push_back(example::fmt("%.3f", 1e3 * w / g));
       if (o.profile) {
-        const double c = i < gpt2::op_count ? r["cpu_profile"][gpt2::op_name(i)].get<double>()
-                                            : r["cpu_s"].get<double>();
-        row.push_back(example::fmt("%.3f", 1e3 * c / g));
+        const double cpu = i < gpt2::op_count ? r["cpu_profile"][gpt2::op_name(i)].get<double>()
+                                              : r["cpu_s"].get<double>();
+        row.push_back(example::fmt("%.3f", 1e3 * cpu / g));
       }
     }
     pt.row(row);
