@@ -229,13 +229,13 @@ struct activation_scratch {
       oversized_bytes = aligned_buffer(n, aligned_buffer::uninitialized);
       return oversized_bytes.data();
     }
-    oversized_bytes = aligned_buffer();
+    if (oversized_bytes.size() != 0) oversized_bytes = aligned_buffer();
     if (bytes.size() < n) bytes = aligned_buffer(n, aligned_buffer::uninitialized);
     return bytes.data();
   }
   std::int32_t* sum_buffer(std::size_t n) {
     std::vector<std::int32_t>& v = n * 4 > kRetainedBytes ? oversized_sums : sums;
-    if (&v == &sums) oversized_sums = std::vector<std::int32_t>();
+    if (&v == &sums && !oversized_sums.empty()) oversized_sums = std::vector<std::int32_t>();
     if (v.size() < n) v.resize(n);
     return v.data();
   }
