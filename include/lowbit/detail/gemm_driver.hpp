@@ -207,6 +207,7 @@ struct prepared_activations {
   /// (s4 on a fused kernel: [M x groups], for the w + 8 storage); null when not needed.
   std::int32_t* rowsum = nullptr;
   std::int64_t sum_span = 0;  ///< K span of one sum (0: no sums)
+  std::int64_t spans = 0;     ///< sums per row: ceil(K / sum_span) of the weights' K
 };
 
 /// Per-thread scratch of the activation side: grows to the largest call this thread
@@ -262,24 +263,20 @@ inline void reserve_activations(const packed_weights& w, const kernel_table& kt,
   p.data = s.byte_buffer(static_cast<std::size_t>(m * p.ld));
   p.sum_span = activation_sum_span(w, kt);
   p.rowsum = nullptr;
-  if (p.sum_span > 0) {
-    const std::int64_t spans = (w.k() + p.sum_span - 1) / p.sum_span;
-    p.rowsum = s.sum_buffer(static_cast<std::size_t>(m * spans));
-  }
+  p.spans = p.sum_span > 0 ? (w.k() + p.sum_span - 1) / p.sum_span : 0;
+  if (p.spans > 0) p.rowsum = s.sum_buffer(static_cast<std::size_t>(m * p.spans));
 }
 
 /// Row m of a prepared buffer after its first `k` bytes were written in the u8
-/// domain: zero padding, and the row's sums.
+/// domain: zero padding up to the row stride, then the row's sums over the weights' K
+/// (padding included: zero bytes add nothing).
 inline void finish_prepared_row(const kernel_table& kt, prepared_activations& p, std::int64_t m,
                                 std::int64_t k) noexcept {
   std::uint8_t* d = p.data + m * p.ld;
   std::memset(d + k, 0, static_cast<std::size_t>(p.ld - k));
-  if (p.sum_span == 0) return;
-  const std::int64_t spans = (k + p.sum_span - 1) / p.sum_span;
-  for (std::int64_t g = 0; g < spans; ++g) {
-    const std::int64_t k0 = g * p.sum_span, len = std::min(p.sum_span, k - k0);
-    p.rowsum[m * spans + g] = kt.prepare_row(d + k0, d + k0, len, 0);  // in place: sum only
-  }
+  for (std::int64_t g = 0; g < p.spans; ++g)  // in place (flip 0): sums only
+    p.rowsum[m * p.spans + g] = kt.prepare_row(d + g * p.sum_span, d + g * p.sum_span,
+                                               p.sum_span, 0);
 }
 
 /// Integer activations of a gemm() call -> the prepared buffer (copy, flip int8 to u8,
@@ -290,7 +287,7 @@ inline void prepare_activations(const gemm_call& c, prepared_activations& p) {
   reserve_activations(*c.w, kt, x.m, p);
   const auto* src = static_cast<const std::uint8_t*>(x.data);
   const std::uint8_t flip = x.type == dtype::int8 ? 0x80 : 0x00;
-  const std::int64_t spans = p.sum_span > 0 ? (x.k + p.sum_span - 1) / p.sum_span : 0;
+  const std::int64_t spans = p.spans;
   for (std::int64_t m = 0; m < x.m; ++m) {
     std::uint8_t* d = p.data + m * p.ld;
     if (spans == 0) {
