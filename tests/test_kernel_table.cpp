@@ -119,13 +119,11 @@ TEST_CASE("table_for maps every isa to its own table, once", "[kernel_table][isa
     CHECK(t.prepare_row != nullptr);
     for (int r = 1; r <= lowbit::detail::kMaxTileRows; ++r) {
       INFO(lowbit::to_string(i) << " rows " << r);
-      if (t.gemm.fused) {
-        CHECK((t.gemm.s8_tile[r - 1][0] != nullptr) == (r <= t.gemm.s8_mr));
-        CHECK((t.gemm.s4_tile[r - 1][0] != nullptr) == (r <= t.gemm.s4_mr));
-      } else {
-        CHECK((t.gemm.s8_raw[r - 1] != nullptr) == (r <= t.gemm.s8_mr));
-        CHECK((t.gemm.s4_raw[r - 1] != nullptr) == (r <= t.gemm.s4_mr));
-      }
+      for (int p = 1; p <= lowbit::detail::kMaxTilePanels; ++p)
+        CHECK((t.gemm.s8_tile[r - 1][p - 1] != nullptr) ==
+              (r <= t.gemm.s8_mr && p <= t.gemm.s8_panels));
+      CHECK((t.gemm.s4_tile[r - 1][0] != nullptr) == (r <= t.gemm.s4_mr));
+      CHECK((t.gemm.s4_tile[r - 1][1] != nullptr) == (r <= t.gemm.s4_mr));
       CHECK((t.weight_only.s8[r - 1] != nullptr) == (r <= t.weight_only.mr));
     }
   }

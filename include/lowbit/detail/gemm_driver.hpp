@@ -1,36 +1,28 @@
 // SPDX-License-Identifier: Apache-2.0
-// detail/gemm_driver.hpp: validation, activation preparation, the loop nest and the
-// epilogue of lowbit::gemm, shared by every ISA.
+// detail/gemm_driver.hpp: validation, activation preparation and the loop nest of
+// lowbit::gemm (and of the layers, which prepare activations themselves), one for
+// every ISA.
 //
-// The computation, as loops (BLIS names; the kernel is the innermost block):
+// The computation, as loops (BLIS names; the tile is the innermost block):
 //
 //   prepare:  a'[m][k] = x[m][k] as u8 (int8 input: x + 128), K padded with zeros to
 //             a multiple of 4; rowsum[m] = sum_k a'[m][k] when s8 weights have zero
-//             points; group_rowsum[m][g] (sum over group g) for s4 on a fused kernel
+//             points; group_rowsum[m][g] (sum over group g) for s4 when the table's
+//             tiles want them (gemm.s4_group_sums)
 //   parallel over panels p (16 output channels each; static split = deterministic)
 //     for row blocks mb of mc rows (row_block: mc x K bytes of a' stay in L2)
-//     for each panel p (fused s8: group of up to s8_panels panels) of this thread
-//     for m0 in mb, mb + MR, ...                       (MR rows of the ISA's kernel)
-//       unfused s8: P[MR][16] = kernel::s8<MR>(a' rows, panel p, all K)
-//                   epilogue(P) -> y rows m0.., channels 16p..     (store_rows)
-//       unfused s4: for each group g: P_g = kernel::s4<MR>(a' rows, panel p, group g)
-//                   (the kernel subtracts the stored + 8 in bytes)
-//                   acc += P_g - za' colsum[n][g]; facc += float(P_g - za' colsum[n][g]) * sw[n][g]
-//                   epilogue(acc, facc)
-//       fused:      kernel::s8_tile / s4_tile: all of K (all groups) and the epilogue
-//                   in registers (detail/gemm_tile.hpp has the math, including the
-//                   s4 term - 8 group_rowsum[m][g])
+//     for each group of up to s8_panels panels (s4, decode: one) of this thread
+//     for m0 in mb, mb + MR, ...                       (MR rows of the table's tile)
+//       s8_tile[rows][panels] / s4_tile[rows][int32 out]: all of K (all groups), then
+//       the epilogue, output written (detail/gemm_tile.hpp has the math)
 //
-// Kernels are plain functions in target regions, reached through the kernel table of
-// the weights' ISA (detail/kernel_table.hpp, arch/<isa>/kernels.hpp) once per tile:
-// the driver itself is baseline code, so it never executes an instruction the CPU
-// lacks, and it has no ISA switch. All integer corrections use wrap-around uint32
-// arithmetic, exact because the final sum fits int32 (max_k()).
-//
-// Fused kernels (AVX-512 VNNI) resolve the per-call terms once into a tile_epilogue;
-// unfused ones (AVX2, AVX-VNNI, portable) write the raw int32 tile and the driver
-// finishes it on per-panel terms (store_rows). Both compute the same values,
-// operation for operation; tests compare every path with lowbit::reference.
+// Tiles are plain functions in target regions (or detail/raw_tile.hpp's adapters of
+// int32 kernels), reached through the kernel table of the weights' ISA
+// (detail/kernel_table.hpp, arch/<isa>/kernels.hpp) once per tile: the driver itself is
+// baseline code, so it never executes an instruction the CPU lacks, and it has no ISA
+// switch. All integer corrections use wrap-around uint32 arithmetic, exact because the
+// final sum fits int32 (max_k()). The per-call terms are resolved once into a
+// tile_epilogue; tests compare every table with lowbit::reference.
 #ifndef LOWBIT_DETAIL_GEMM_DRIVER_HPP_
 #define LOWBIT_DETAIL_GEMM_DRIVER_HPP_
 
@@ -204,7 +196,7 @@ struct prepared_activations {
   std::int64_t m = 0;
   std::int64_t ld = 0;
   /// sum_k a'[m][k] over the row (s8 with weight zero points) or over each group
-  /// (s4 on a fused kernel: [M x groups], for the w + 8 storage); null when not needed.
+  /// (s4 when the tiles want them: [M x groups], for the w + 8 storage); null when not needed.
   std::int32_t* rowsum = nullptr;
   std::int64_t sum_span = 0;  ///< K span of one sum (0: no sums)
   std::int64_t spans = 0;     ///< sums per row: ceil(K / sum_span) of the weights' K
@@ -243,9 +235,9 @@ struct activation_scratch {
 };
 
 /// K span of one activation sum for these weights on this table: K for s8 with zero
-/// points, the group size for s4 on a fused kernel, else 0 (no sums).
+/// points, the group size for s4 when the table's tiles want group sums, else 0.
 inline std::int64_t activation_sum_span(const packed_weights& w, const kernel_table& kt) noexcept {
-  if (w.format() == weight_format::s4) return kt.s4_group_sums() ? w.group_size() : 0;
+  if (w.format() == weight_format::s4) return kt.gemm.s4_group_sums ? w.group_size() : 0;
   return w.has_zero_points() ? w.k() : 0;
 }
 
@@ -275,8 +267,8 @@ inline void finish_prepared_row(const kernel_table& kt, prepared_activations& p,
   std::uint8_t* d = p.data + m * p.ld;
   std::memset(d + k, 0, static_cast<std::size_t>(p.ld - k));
   for (std::int64_t g = 0; g < p.spans; ++g)  // in place (flip 0): sums only
-    p.rowsum[m * p.spans + g] = kt.prepare_row(d + g * p.sum_span, d + g * p.sum_span,
-                                               p.sum_span, 0);
+    p.rowsum[m * p.spans + g] =
+        kt.prepare_row(d + g * p.sum_span, d + g * p.sum_span, p.sum_span, 0);
 }
 
 /// Integer activations of a gemm() call -> the prepared buffer (copy, flip int8 to u8,
@@ -302,31 +294,12 @@ inline void prepare_activations(const gemm_call& c, prepared_activations& p) {
   }
 }
 
-inline std::int32_t wrap(std::uint32_t v) noexcept {
-  std::int32_t r;
-  std::memcpy(&r, &v, 4);
-  return r;
-}
-
-/// Requantizes one output element from its exact int32 sum (s8 weights only).
-inline void store_requantized(const gemm_call& c, std::int64_t m, std::int64_t n,
-                              std::int32_t acc) noexcept {
-  const auto j = static_cast<std::size_t>(n);
-  const requant_terms& rq = *c.rq;
-  // acc + bias_q in int64 (it may leave the int32 range), rounded once to float.
-  const float a = static_cast<float>(static_cast<std::int64_t>(acc) + rq.bias_q[j]);
-  const std::int32_t q = quantize_one(a, rq.mult[j], c.e->out_zero_point, rq.lo_q, rq.hi_q);
-  static_cast<std::uint8_t*>(c.y.data)[m * c.y.ld + n] = static_cast<std::uint8_t>(q & 0xFF);
-}
-
-/// Rows per block: the loop nests keep a block of prepared activations (rows x ld
+/// Rows per block: the loop nest keeps a block of prepared activations (rows x ld
 /// bytes) in L2 while every panel of the thread streams past it; without blocks, all
 /// of A would be read once per panel, and each block costs one pass over the weights.
-/// `budget` is a share of the L2: 256 KiB on the raw-tile paths (the whole L2 of
-/// Haswell..Comet Lake client cores, half of Zen 2/3's), 512 KiB on the fused AVX-512
-/// path (a half to a quarter of Skylake-SP, Sapphire Rapids and Zen 4's 1-2 MiB; all
-/// of Ice Lake client's). Blocks are balanced and a multiple of the tile height: at a
-/// budget of 256 KiB, M = 128 and K = 4096 run blocks of 49, 49, 30 rows (7-row
+/// `budget` is the table's share of the L2 (gemm_ukernels::row_block_bytes: 256 KiB
+/// for the int32-kernel tables, 512 KiB for AVX-512). Blocks are balanced and a multiple of the
+/// tile height: at a budget of 256 KiB, M = 128 and K = 4096 run blocks of 49, 49, 30 rows (7-row
 /// tiles), not 63, 63, 2 (a third pass over all the weights for 2 rows).
 inline std::int64_t row_block(std::int64_t m, std::int64_t ld, int mr,
                               std::int64_t budget) noexcept {
@@ -346,136 +319,7 @@ inline int useful_threads(int threads, std::int64_t m, std::int64_t n, std::int6
   return static_cast<int>(std::min<std::int64_t>(threads, most));
 }
 
-/// The per-channel epilogue terms of one panel, padded to 16 lanes (zeros past N),
-/// so the raw-tile epilogue below runs fixed-length loops over contiguous arrays that
-/// the compiler vectorizes (SSE2 at x86-64's baseline) instead of a per-element switch.
-struct panel_terms {
-  alignas(64) std::uint32_t zc[16] = {};  ///< za' * colsum[n] (s8)
-  std::uint32_t zw[16] = {};              ///< zw[n] (s8 affine)
-  std::uint32_t kzw[16] = {};             ///< K * za' * zw[n] (s8 affine)
-  float sw[16] = {};                      ///< s8 weight scales
-  float bias[16] = {};
-};
-
-inline void load_panel_terms(const gemm_call& c, std::int64_t n0, std::int64_t nc,
-                             panel_terms& t) noexcept {
-  const packed_weights& w = *c.w;
-  const auto za = static_cast<std::uint32_t>(c.za);
-  t = panel_terms{};
-  for (std::int64_t j = 0; j < nc; ++j) {
-    const auto n = static_cast<std::size_t>(n0 + j);
-    if (w.format() == weight_format::s8) {
-      t.zc[j] = za * static_cast<std::uint32_t>(w.column_sums()[n]);
-      if (w.has_zero_points()) {
-        t.zw[j] = static_cast<std::uint32_t>(w.zero_points()[n]);
-        t.kzw[j] = static_cast<std::uint32_t>(w.k()) * za * t.zw[j];
-      }
-      t.sw[j] = w.scales()[n];
-    }
-    if (!c.e->bias.empty()) t.bias[j] = c.e->bias[n];
-  }
-}
-
-/// Writes rows m0 .. m0 + rows - 1, channels n0 .. n0 + nc - 1 from the exact int32
-/// sums v[r][16] (and, s4 f32, the float sums f[r][16]): the operations of
-/// lowbit::reference::gemm, lane-parallel for the int32 and f32 epilogues.
-inline void store_rows(const gemm_call& c, const panel_terms& t, const std::int32_t* v,
-                       const float* f, int rows, std::int64_t m0, std::int64_t n0,
-                       std::int64_t nc) noexcept {
-  const epilogue& e = *c.e;
-  const bool s8 = c.w->format() == weight_format::s8;
-  for (int r = 0; r < rows; ++r) {
-    const std::int64_t m = m0 + r;
-    const std::int32_t* vr = v + r * 16;
-    switch (e.type) {
-      case epilogue::kind::int32:
-        std::memcpy(static_cast<std::int32_t*>(c.y.data) + m * c.y.ld + n0, vr,
-                    static_cast<std::size_t>(nc) * 4);
-        break;
-      case epilogue::kind::f32: {
-        const float sx =
-            c.x->scales.size() == 1 ? c.x->scales[0] : c.x->scales[static_cast<std::size_t>(m)];
-        const bool bias = !e.bias.empty();
-        const float lo = e.lo, hi = e.hi;
-        float out[16];
-        for (int j = 0; j < 16; ++j) {
-          float y = s8 ? static_cast<float>(vr[j]) * (sx * t.sw[j]) : f[r * 16 + j] * sx;
-          if (bias) y = y + t.bias[j];
-          y = y < lo ? lo : (y > hi ? hi : y);
-          out[j] = y;
-        }
-        std::memcpy(static_cast<float*>(c.y.data) + m * c.y.ld + n0, out,
-                    static_cast<std::size_t>(nc) * 4);
-        break;
-      }
-      case epilogue::kind::requantize:
-        for (std::int64_t j = 0; j < nc; ++j) store_requantized(c, m, n0 + j, vr[j]);
-        break;
-    }
-  }
-}
-
-/// The raw-tile loop nest (kernel_table::gemm.fused == false): panels p_begin..p_end
-/// of one thread, the table's s8_raw / s4_raw tiles, the epilogue in store_rows.
-inline void run_raw_panels(const gemm_call& c, const prepared_activations& a, std::int64_t p_begin,
-                           std::int64_t p_end) {
-  const gemm_ukernels& uk = c.kt->gemm;
-  const packed_weights& w = *c.w;
-  const std::int64_t M = a.m, N = w.n(), K = w.k();
-  const bool s4 = w.format() == weight_format::s4;
-  const int MR = s4 ? uk.s4_mr : uk.s8_mr;
-  const bool affine = w.has_zero_points();
-  const std::int64_t groups = w.groups();
-  const std::uint32_t za = static_cast<std::uint32_t>(c.za);
-  std::int32_t tile[kMaxTileRows * 16];
-  std::int32_t v[kMaxTileRows * 16];
-  float facc[kMaxTileRows * 16];
-  panel_terms terms;
-  // Row blocks whose prepared activations stay in L2 (see row_block).
-  const std::int64_t mc = row_block(M, a.ld, MR, 256 * 1024);
-  for (std::int64_t mb = 0; mb < M; mb += mc)
-    for (std::int64_t p = p_begin; p < p_end; ++p) {
-      const std::uint8_t* panel = w.data() + p * w.panel_bytes();
-      const std::int64_t n0 = p * 16, nc = std::min<std::int64_t>(16, N - n0);
-      load_panel_terms(c, n0, nc, terms);
-      for (std::int64_t m0 = mb; m0 < std::min(M, mb + mc); m0 += MR) {
-        const int rows = static_cast<int>(std::min<std::int64_t>(MR, M - m0));
-        const std::uint8_t* arow = a.data + m0 * a.ld;
-        if (!s4) {
-          uk.s8_raw[rows - 1](arow, a.ld, panel, 0, (K + 3) / 4, tile);
-          for (int r = 0; r < rows; ++r) {
-            // v = P - za' colsum [- zw rowsum + K za' zw], wrapping uint32 (exact)
-            const auto rs = affine ? static_cast<std::uint32_t>(a.rowsum[m0 + r]) : 0u;
-            for (int j = 0; j < 16; ++j)
-              v[r * 16 + j] = wrap(static_cast<std::uint32_t>(tile[r * 16 + j]) - terms.zc[j] -
-                                   terms.zw[j] * rs + terms.kzw[j]);
-          }
-          store_rows(c, terms, v, nullptr, rows, m0, n0, nc);
-        } else {
-          for (int i = 0; i < rows * 16; ++i) {
-            v[i] = 0;
-            facc[i] = 0.0f;
-          }
-          const std::int64_t g8 = w.group_size() / 8;
-          const packed_weights::panel_group* pg = w.panel_groups(p);
-          for (std::int64_t g = 0; g < groups; ++g) {
-            uk.s4_raw[rows - 1](arow, a.ld, panel, g * g8, (g + 1) * g8, tile);
-            for (int r = 0; r < rows; ++r)
-              for (int j = 0; j < 16; ++j) {
-                const std::int32_t vg = wrap(static_cast<std::uint32_t>(tile[r * 16 + j]) -
-                                             za * static_cast<std::uint32_t>(pg[g].column_sums[j]));
-                v[r * 16 + j] = wrap(static_cast<std::uint32_t>(v[r * 16 + j]) +
-                                     static_cast<std::uint32_t>(vg));
-                facc[r * 16 + j] = facc[r * 16 + j] + static_cast<float>(vg) * pg[g].scales[j];
-              }
-          }
-          store_rows(c, terms, v, facc, rows, m0, n0, nc);
-        }
-      }
-    }
-}
-
-/// The per-call terms of a fused kernel's epilogue (detail/gemm_tile.hpp).
+/// The per-call terms of the tiles' epilogue (detail/gemm_tile.hpp).
 inline tile_epilogue make_tile_epilogue(const gemm_call& c, const prepared_activations& a) {
   const packed_weights& w = *c.w;
   const epilogue& e = *c.e;
@@ -520,11 +364,11 @@ inline tile_epilogue make_tile_epilogue(const gemm_call& c, const prepared_activ
   return t;
 }
 
-/// The fused loop nest (kernel_table::gemm.fused): the row blocking of
-/// run_raw_panels; s8 tiles span up to s8_panels panels, the epilogue runs in the
-/// kernel.
-inline void run_fused_panels(const gemm_call& c, const prepared_activations& a,
-                             const tile_epilogue& t, std::int64_t p_begin, std::int64_t p_end) {
+/// The loop nest: panels [p_begin, p_end) of one thread, row blocks whose prepared
+/// activations stay in L2 (row_block, the table's budget), s8 tiles up to
+/// gemm.s8_panels panels wide; each tile finishes its outputs.
+inline void run_panels(const gemm_call& c, const prepared_activations& a, const tile_epilogue& t,
+                       std::int64_t p_begin, std::int64_t p_end) {
   const gemm_ukernels& uk = c.kt->gemm;
   const packed_weights& w = *c.w;
   const bool s4 = w.format() == weight_format::s4;
@@ -537,8 +381,7 @@ inline void run_fused_panels(const gemm_call& c, const prepared_activations& a,
   // keeps that one sequential stream (the kernel's accumulator sets still give it 4
   // independent vpdpbusd chains); wider tiles only pay off when rows share a panel.
   const int np_max = s4 || M <= 2 ? 1 : uk.s8_panels;
-  // AVX-512 cores have >= 1 MiB of L2 (Skylake-SP, Ice Lake, Sapphire Rapids, Zen 4).
-  const std::int64_t mc = row_block(M, a.ld, mr, 512 * 1024);
+  const std::int64_t mc = row_block(M, a.ld, mr, uk.row_block_bytes);
   for (std::int64_t mb = 0; mb < M; mb += mc)
     for (std::int64_t p = p_begin; p < p_end; p += np_max) {
       const int np = static_cast<int>(std::min<std::int64_t>(np_max, p_end - p));
@@ -561,14 +404,9 @@ inline void run_prepared(const gemm_call& c, const prepared_activations& a) {
   if (a.m == 0) return;
   const packed_weights& w = *c.w;
   const int threads = useful_threads(c.threads, a.m, w.n(), w.k());
-  if (c.kt->gemm.fused) {
-    const tile_epilogue t = make_tile_epilogue(c, a);
-    parallel_for(w.panels(), threads,
-                 [&](std::int64_t b, std::int64_t e) { run_fused_panels(c, a, t, b, e); });
-  } else {
-    parallel_for(w.panels(), threads,
-                 [&](std::int64_t b, std::int64_t e) { run_raw_panels(c, a, b, e); });
-  }
+  const tile_epilogue t = make_tile_epilogue(c, a);
+  parallel_for(w.panels(), threads,
+               [&](std::int64_t b, std::int64_t e) { run_panels(c, a, t, b, e); });
 }
 
 /// Runs a validated gemm() call: prepare the activations, then the loop nest of the

@@ -7,7 +7,7 @@
 // the kernel). Everything that depends only on the call is resolved once, by the
 // driver, into a tile_epilogue; everything that depends on the tile (rows m, the 16
 // channels of panel p) is an index into it. The math, per output element (the same
-// operations, in the same order, as detail::store_rows and lowbit::reference::gemm):
+// operations, in the same order, as detail/raw_tile.hpp and lowbit::reference::gemm):
 //
 //   s8:  v = P - za' * colsum[n]                                   (uint32 wrap, exact)
 //            [- zw[n] * rowsum[m] + K * za' * zw[n]]               (affine weights)
@@ -30,11 +30,19 @@
 #define LOWBIT_DETAIL_GEMM_TILE_HPP_
 
 #include <cstdint>
+#include <cstring>
 
 #include "lowbit/detail/macros.hpp"
 
 LOWBIT_BEGIN_NAMESPACE
 namespace detail {
+
+/// The int32 with the bits of v: the wrapping (mod 2^32) arithmetic of the corrections.
+inline std::int32_t wrap(std::uint32_t v) noexcept {
+  std::int32_t r;
+  std::memcpy(&r, &v, 4);
+  return r;
+}
 
 /// s4: one group's epilogue terms for the 16 channels of a panel (zero past N): the
 /// column sums then the scales, 128 bytes, so a kernel folds a group with two aligned

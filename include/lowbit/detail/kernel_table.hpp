@@ -24,18 +24,19 @@
 // 64-byte row) or kr = 8 (s4: two nibble rows per 64-byte row). Activations are
 // prepared by the driver in the kernels' u8 domain (detail/gemm_driver.hpp). A kernel
 // family is named for what it is, XNNPACK style: s8_7x48c4__avx512vnni is an s8-weight
-// tile of 7 rows x 48 channels (3 panels) consuming K in steps of 4. Two kinds exist:
+// tile of 7 rows x 48 channels (3 panels) consuming K in steps of 4.
 //
-//   fused    s8_tile[rows-1][panels-1] and s4_tile[rows-1][int_out]: all of K and the
-//            epilogue in registers (detail/gemm_tile.hpp has the math); the kernel
-//            writes the output itself.
-//   raw      s8_raw[rows-1] / s4_raw[rows-1]: the raw int32 products of rows x 16 over
-//            a K range (whole K for s8, one group for s4), into a tile buffer; the
-//            driver finishes them (detail/gemm_driver.hpp, store_rows). s4_raw kernels
-//            subtract the stored + 8 in bytes.
+// Every tile has ONE contract: s8_tile[rows-1][panels-1] and s4_tile[rows-1][int_out]
+// compute all of K (all groups) for rows x (16 * panels) outputs and finish them: the
+// epilogue of detail/gemm_tile.hpp (zero-point corrections, scales, bias, clamp,
+// requantize), writing the output. How a tile gets there is its own business: the
+// AVX-512 tiles keep everything in registers; kernels that only produce int32
+// products (AVX2, AVX-VNNI, portable) are adapted to the contract by
+// detail/raw_tile.hpp, which adds the epilogue in plain C++. The driver has one loop
+// nest and never knows which.
 //
-// Entries a kernel family does not have (rows above its mr) are null; the driver
-// never calls them.
+// Entries a kernel family does not have (rows above its mr, panels above its width)
+// are null; the driver never calls them.
 #ifndef LOWBIT_DETAIL_KERNEL_TABLE_HPP_
 #define LOWBIT_DETAIL_KERNEL_TABLE_HPP_
 
@@ -52,7 +53,7 @@
 LOWBIT_BEGIN_NAMESPACE
 namespace detail {
 
-/// Most rows of any GEMM or weight-only tile, most panels of a fused s8 tile.
+/// Most rows of any GEMM or weight-only tile, most panels of an s8 tile.
 inline constexpr int kMaxTileRows = 8;
 inline constexpr int kMaxTilePanels = 3;
 
@@ -65,21 +66,20 @@ using s8_tile_fn = void (*)(const std::uint8_t* a, std::int64_t lda, const std::
 using s4_tile_fn = void (*)(const std::uint8_t* a, std::int64_t lda, const std::uint8_t* b,
                             std::int64_t groups, std::int64_t g8, const panel_group* pg,
                             const tile_epilogue& e, std::int64_t m0, std::int64_t n0) noexcept;
-/// Raw: tile[rows][16] = products over packed rows [kb, ke) of one panel.
-using raw_tile_fn = void (*)(const std::uint8_t* a, std::int64_t lda, const std::uint8_t* b,
-                             std::int64_t kb, std::int64_t ke, std::int32_t* tile) noexcept;
-
 struct gemm_ukernels {
   const char* s8_name = nullptr;  ///< e.g. "s8_7x48c4__avx512vnni"
   const char* s4_name = nullptr;  ///< e.g. "s4_8x16c8__avx512vnni"
-  bool fused = false;             ///< s8_tile / s4_tile (else s8_raw / s4_raw)
   int s8_mr = 0;                  ///< s8 tile rows
   int s8_panels = 1;              ///< s8 tile width in panels of 16 channels
   int s4_mr = 0;                  ///< s4 tile rows (width: one panel)
+  /// s4 tiles want per-group activation sums (tile_epilogue::group_rowsum): tiles that
+  /// feed the stored w + 8 to the multiplier remove the + 8 with them; tiles that
+  /// subtract 8 in bytes need none (part of the format a tile consumes).
+  bool s4_group_sums = false;
+  /// Share of L2 a row block of prepared activations may take (detail::row_block).
+  std::int64_t row_block_bytes = 256 * 1024;
   std::array<std::array<s8_tile_fn, kMaxTilePanels>, kMaxTileRows> s8_tile{};
   std::array<std::array<s4_tile_fn, 2>, kMaxTileRows> s4_tile{};  ///< [rows-1][int32 out]
-  std::array<raw_tile_fn, kMaxTileRows> s8_raw{};
-  std::array<raw_tile_fn, kMaxTileRows> s4_raw{};
 };
 
 // ---- weight-only (f32 activations x packed int weights) ----------------------------
@@ -138,48 +138,9 @@ struct kernel_table {
   f32_ukernels weight_only;
   quant_ukernels quant;
   prepare_row_fn prepare_row = nullptr;
-  /// s4 GEMM wants per-group activation sums (fused kernels remove the stored + 8
-  /// with them; raw kernels subtract 8 in bytes and need none).
-  bool s4_group_sums() const noexcept { return gemm.fused; }
 };
 
 // ---- helpers that fill a table from a kernel struct (used by arch/<isa>/kernels.hpp) -
-template <class K, int R>
-constexpr raw_tile_fn raw_s8_at() noexcept {
-  if constexpr (R <= K::mr) {
-    return &K::template s8<R>;
-  } else {
-    return nullptr;
-  }
-}
-template <class K, int R>
-constexpr raw_tile_fn raw_s4_at() noexcept {
-  if constexpr (R <= K::mr) {
-    return &K::template s4<R>;
-  } else {
-    return nullptr;
-  }
-}
-template <class K, std::size_t... I>
-constexpr void fill_raw(gemm_ukernels& g, std::index_sequence<I...>) noexcept {
-  g.s8_raw = {{raw_s8_at<K, static_cast<int>(I) + 1>()...}};
-  g.s4_raw = {{raw_s4_at<K, static_cast<int>(I) + 1>()...}};
-}
-
-/// A raw (unfused) kernel struct K: K::mr, K::s8<R>, K::s4<R>.
-template <class K>
-constexpr gemm_ukernels raw_gemm_ukernels(const char* s8_name, const char* s4_name) noexcept {
-  gemm_ukernels g;
-  g.s8_name = s8_name;
-  g.s4_name = s4_name;
-  g.fused = false;
-  g.s8_mr = K::mr;
-  g.s8_panels = 1;
-  g.s4_mr = K::mr;
-  fill_raw<K>(g, std::make_index_sequence<kMaxTileRows>{});
-  return g;
-}
-
 template <class K, int R, int P>
 constexpr s8_tile_fn s8_tile_at() noexcept {
   if constexpr (R <= K::s8_mr && P <= K::s8_panels) {
@@ -201,27 +162,29 @@ constexpr std::array<s4_tile_fn, 2> s4_tile_row() noexcept {
   }
 }
 template <class K, std::size_t... I>
-constexpr void fill_fused(gemm_ukernels& g, std::index_sequence<I...>) noexcept {
+constexpr void fill_tiles(gemm_ukernels& g, std::index_sequence<I...>) noexcept {
   g.s8_tile = {
       {s8_tile_row<K, static_cast<int>(I) + 1>(std::make_index_sequence<kMaxTilePanels>{})...}};
   g.s4_tile = {{s4_tile_row<K, static_cast<int>(I) + 1>()...}};
 }
 
-/// A fused kernel struct K: K::s8_mr, K::s8_panels, K::s4_mr, K::s8_tile<R, P>,
-/// K::s4_tile<R, IntOut>.
+/// A kernel struct K with the table's contract: K::s8_mr, K::s8_panels, K::s4_mr,
+/// K::s4_group_sums, K::row_block_bytes, K::s8_tile<R, P>, K::s4_tile<R, IntOut>.
+/// (detail/raw_tile.hpp builds such a struct around an int32-only kernel.)
 template <class K>
-constexpr gemm_ukernels fused_gemm_ukernels(const char* s8_name, const char* s4_name) noexcept {
+constexpr gemm_ukernels gemm_ukernels_of(const char* s8_name, const char* s4_name) noexcept {
   static_assert(
       K::s8_mr <= kMaxTileRows && K::s4_mr <= kMaxTileRows && K::s8_panels <= kMaxTilePanels,
       "tile larger than kernel_table holds");
   gemm_ukernels g;
   g.s8_name = s8_name;
   g.s4_name = s4_name;
-  g.fused = true;
   g.s8_mr = K::s8_mr;
   g.s8_panels = K::s8_panels;
   g.s4_mr = K::s4_mr;
-  fill_fused<K>(g, std::make_index_sequence<kMaxTileRows>{});
+  g.s4_group_sums = K::s4_group_sums;
+  g.row_block_bytes = K::row_block_bytes;
+  fill_tiles<K>(g, std::make_index_sequence<kMaxTileRows>{});
   return g;
 }
 

@@ -1,8 +1,8 @@
 // SPDX-License-Identifier: Apache-2.0
 // arch/avx2/kernels.hpp: the kernel table of isa::avx2 (detail/kernel_table.hpp).
 //
-//   gemm         s8_2x16c4__avx2, s4_2x16c8__avx2   raw tiles (exact int16 widening +
-//                vpmaddwd, arch/avx2/gemm_kernel.hpp), driver epilogue
+//   gemm         s8_2x16c4__avx2, s4_2x16c8__avx2   int32 kernels (exact int16 widening +
+//                vpmaddwd, arch/avx2/gemm_kernel.hpp), detail/raw_tile.hpp epilogue
 //   weight_only  f32s8_4x16c4__avx2, f32s4_4x16c8__avx2 (FMA)
 //   quantize     32 values a step (arch/avx2/quantize.hpp)
 //   int4 pack    32 values a step (arch/avx2/pack.hpp)
@@ -19,6 +19,7 @@
 #include "lowbit/arch/avx2/quantize.hpp"
 #include "lowbit/arch/portable/prepare.hpp"
 #include "lowbit/detail/kernel_table.hpp"
+#include "lowbit/detail/raw_tile.hpp"
 
 LOWBIT_BEGIN_TARGET(LOWBIT_TARGET_AVX2)
 LOWBIT_BEGIN_NAMESPACE

@@ -177,7 +177,12 @@ struct gemm_kernels {
   static constexpr int s4_mr = 8;      ///< s4 rows per tile
   static constexpr int s8_mr = 7;      ///< s8 rows per tile
   static constexpr int s8_panels = 3;  ///< s8 panels (x 16 channels) per tile
-  static constexpr bool fused = true;  ///< s8_tile / s4_tile finish the output
+  /// s4 tiles feed the stored w + 8 to vpdpbusd and remove the + 8 per group with
+  /// the group's activation sum (tile_epilogue::group_rowsum).
+  static constexpr bool s4_group_sums = true;
+  /// Row blocks of up to 512 KiB: AVX-512 cores have >= 1 MiB of L2 (Skylake-SP, Ice
+  /// Lake server, Sapphire Rapids, Zen 4); all of Ice Lake client's.
+  static constexpr std::int64_t row_block_bytes = 512 * 1024;
 
   /// P = a'[MR x 4 k4n] * NP panels (panel_bytes apart), then the s8 epilogue for
   /// rows m0.. and channels n0 .. n0 + 16 NP - 1. Register map at MR = 7, NP = 3:

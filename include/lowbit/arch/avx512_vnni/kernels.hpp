@@ -24,6 +24,7 @@
 #include "lowbit/arch/avx512_vnni/gemm_kernel_ymm.hpp"
 #include "lowbit/arch/avx512_vnni/quantize.hpp"
 #include "lowbit/detail/kernel_table.hpp"
+#include "lowbit/detail/raw_tile.hpp"
 
 LOWBIT_BEGIN_TARGET(LOWBIT_TARGET_AVX512)
 LOWBIT_BEGIN_NAMESPACE
@@ -67,8 +68,7 @@ namespace avx512_vnni {
 constexpr detail::kernel_table make_table() noexcept {
   detail::kernel_table t;
   t.level = isa::avx512_vnni;
-  t.gemm =
-      detail::fused_gemm_ukernels<gemm_kernels>("s8_7x48c4__avx512vnni", "s4_8x16c8__avx512vnni");
+  t.gemm = detail::gemm_ukernels_of<gemm_kernels>("s8_7x48c4__avx512vnni", "s4_8x16c8__avx512vnni");
   t.weight_only =
       detail::f32_ukernels_of<gemm_f32_kernels>("f32s8_4x16c4__avx512", "f32s4_4x16c8__avx512");
   detail::fill_quantize<quantize_entry>(t.quant);

@@ -1,8 +1,8 @@
 // SPDX-License-Identifier: Apache-2.0
 // arch/avx_vnni/kernels.hpp: the kernel table of isa::avx_vnni (detail/kernel_table.hpp).
 //
-//   gemm         s8_4x16c4__avxvnni, s4_4x16c8__avxvnni   raw tiles, VEX ymm vpdpbusd
-//                (arch/avx_vnni/gemm_kernel-inl.hpp), driver epilogue
+//   gemm         s8_4x16c4__avxvnni, s4_4x16c8__avxvnni   int32 kernels, VEX ymm vpdpbusd
+//                (arch/avx_vnni/gemm_kernel-inl.hpp), detail/raw_tile.hpp epilogue
 //   everything else: the avx2 entries (AVX-VNNI adds nothing to them)
 #ifndef LOWBIT_ARCH_AVX_VNNI_KERNELS_HPP_
 #define LOWBIT_ARCH_AVX_VNNI_KERNELS_HPP_
@@ -13,6 +13,7 @@
 #include "lowbit/arch/avx2/kernels.hpp"
 #include "lowbit/arch/avx_vnni/gemm_kernel.hpp"
 #include "lowbit/detail/kernel_table.hpp"
+#include "lowbit/detail/raw_tile.hpp"
 
 LOWBIT_BEGIN_NAMESPACE
 namespace arch {

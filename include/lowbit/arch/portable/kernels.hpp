@@ -5,10 +5,9 @@
 // plain C++ loops (vectorized by the compiler) for the GEMM and weight-only tiles,
 // SSE2 on x86-64 for activation preparation. Runs on every CPU.
 //
-//   gemm         s8_4x16c4__portable, s4_4x16c8__portable   raw tiles, driver epilogue
-//   weight_only  f32s8_4x16c4__portable, f32s4_4x16c8__portable
-//   quantize     xsimd runs (arch/portable/quantize.hpp)
-//   int4 pack    scalar (arch/portable/pack.hpp)
+//   gemm         s8_4x16c4__portable, s4_4x16c8__portable   int32 kernels + detail/raw_tile.hpp
+//   epilogue weight_only  f32s8_4x16c4__portable, f32s4_4x16c8__portable quantize     xsimd runs
+//   (arch/portable/quantize.hpp) int4 pack    scalar (arch/portable/pack.hpp)
 #ifndef LOWBIT_ARCH_PORTABLE_KERNELS_HPP_
 #define LOWBIT_ARCH_PORTABLE_KERNELS_HPP_
 
@@ -19,6 +18,7 @@
 #include "lowbit/arch/portable/quantize.hpp"
 #include "lowbit/detail/kernel_table.hpp"
 #include "lowbit/detail/macros.hpp"
+#include "lowbit/detail/raw_tile.hpp"
 
 LOWBIT_BEGIN_NAMESPACE
 namespace arch {

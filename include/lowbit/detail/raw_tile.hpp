@@ -1,0 +1,134 @@
+// SPDX-License-Identifier: Apache-2.0
+// detail/raw_tile.hpp: an int32-products kernel dressed in the kernel table's contract.
+//
+// Kernels that only compute raw products (AVX2, AVX-VNNI, portable: K::s8<R> and
+// K::s4<R> write P[R][16] = sum over packed rows [kb, ke) of a' * w for one panel)
+// become table tiles here: raw_tiles<K> calls the kernel, then finishes the tile with
+// the operations of detail/gemm_tile.hpp written in plain C++ (baseline code, so the
+// float steps are one multiply and one add, each rounded: what lowbit::reference
+// does). The AVX-512 tiles do the same operations in registers.
+//
+//   s8:  v = P - za' colsum[n] [- zw[n] rowsum[m] + K za' zw[n]]        uint32 wrap
+//   s4:  per group g (the kernel subtracts the stored + 8 in bytes, so no
+//        group_rowsum term): v_g = P_g - za' colsum[n][g];  v = sum_g v_g,
+//        f = sum_g float(v_g) * sw[n][g]
+//   then the epilogue of the call (int32 / f32 / requantize), channels n < N only.
+#ifndef LOWBIT_DETAIL_RAW_TILE_HPP_
+#define LOWBIT_DETAIL_RAW_TILE_HPP_
+
+#include <cstdint>
+#include <cstring>
+
+#include "lowbit/detail/gemm_tile.hpp"
+#include "lowbit/detail/kernel_table.hpp"
+#include "lowbit/detail/macros.hpp"
+#include "lowbit/detail/rounding.hpp"
+
+LOWBIT_BEGIN_NAMESPACE
+namespace detail {
+
+/// Writes rows m0 .. m0 + rows - 1, channels n0 .. n0 + nc - 1 from the exact int32
+/// sums v[r][16] (and, s4, the float sums f[r][16]; null for s8).
+inline void store_tile(const tile_epilogue& e, const std::int32_t* v, const float* f, int rows,
+                       std::int64_t m0, std::int64_t n0, std::int64_t nc) noexcept {
+  for (int r = 0; r < rows; ++r) {
+    const std::int64_t m = m0 + r;
+    const std::int32_t* vr = v + r * 16;
+    switch (e.type) {
+      case tile_epilogue::kind::int32:
+        std::memcpy(static_cast<std::int32_t*>(e.y) + m * e.ldy + n0, vr,
+                    static_cast<std::size_t>(nc) * 4);
+        break;
+      case tile_epilogue::kind::f32: {
+        const float sx = e.sx_per_row ? e.sx[m] : e.sx[0];
+        float* y = static_cast<float*>(e.y) + m * e.ldy + n0;
+        for (std::int64_t j = 0; j < nc; ++j) {
+          float o = f ? f[r * 16 + j] * sx : static_cast<float>(vr[j]) * (sx * e.sw[n0 + j]);
+          if (e.bias) o = o + e.bias[n0 + j];
+          y[j] = o < e.lo ? e.lo : (o > e.hi ? e.hi : o);
+        }
+        break;
+      }
+      case tile_epilogue::kind::requantize: {
+        std::uint8_t* y = static_cast<std::uint8_t*>(e.y) + m * e.ldy + n0;
+        for (std::int64_t j = 0; j < nc; ++j) {
+          const std::int64_t bq = e.bias_q ? e.bias_q[n0 + j] : 0;
+          // acc + bias_q in int64 (it may leave the int32 range), rounded once to float
+          const float a = static_cast<float>(static_cast<std::int64_t>(vr[j]) + bq);
+          const std::int32_t q = quantize_one(a, e.mult[n0 + j], e.zy, e.lo_q, e.hi_q);
+          y[j] = static_cast<std::uint8_t>(q & 0xFF);
+        }
+        break;
+      }
+    }
+  }
+}
+
+/// K::s8<R> / K::s4<R> as table tiles; K::mr rows, one panel.
+template <class K>
+struct raw_tiles {
+  static constexpr int s8_mr = K::mr;
+  static constexpr int s8_panels = 1;
+  static constexpr int s4_mr = K::mr;
+  static constexpr bool s4_group_sums = false;  // the kernels subtract 8 in bytes
+  /// The whole L2 of Haswell..Comet Lake client cores, half of Zen 2/3's.
+  static constexpr std::int64_t row_block_bytes = 256 * 1024;
+
+  template <int R, int NP>
+  static void s8_tile(const std::uint8_t* a, std::int64_t lda, const std::uint8_t* b,
+                      std::int64_t /*panel_bytes*/, std::int64_t k4n, const tile_epilogue& e,
+                      std::int64_t m0, std::int64_t n0) noexcept {
+    static_assert(NP == 1, "raw kernels are one panel wide");
+    std::int32_t p[R * 16];
+    K::template s8<R>(a, lda, b, 0, k4n, p);
+    const std::int64_t nc = e.n - n0 < 16 ? e.n - n0 : 16;
+    const auto za = static_cast<std::uint32_t>(e.za);
+    for (int r = 0; r < R; ++r) {
+      const auto rs = e.zw ? static_cast<std::uint32_t>(e.rowsum[m0 + r]) : 0u;
+      for (std::int64_t j = 0; j < nc; ++j) {
+        std::uint32_t v = static_cast<std::uint32_t>(p[r * 16 + j]) -
+                          za * static_cast<std::uint32_t>(e.colsum[n0 + j]);
+        if (e.zw) {
+          const auto zw = static_cast<std::uint32_t>(e.zw[n0 + j]);
+          v = v - zw * rs + static_cast<std::uint32_t>(e.kza) * zw;
+        }
+        p[r * 16 + j] = wrap(v);
+      }
+    }
+    store_tile(e, p, nullptr, R, m0, n0, nc);
+  }
+
+  template <int R, bool IntOut>
+  static void s4_tile(const std::uint8_t* a, std::int64_t lda, const std::uint8_t* b,
+                      std::int64_t groups, std::int64_t g8, const panel_group* pg,
+                      const tile_epilogue& e, std::int64_t m0, std::int64_t n0) noexcept {
+    std::int32_t p[R * 16];
+    std::int32_t v[R * 16] = {};
+    float f[R * 16] = {};
+    const auto za = static_cast<std::uint32_t>(e.za);
+    for (std::int64_t g = 0; g < groups; ++g) {
+      K::template s4<R>(a, lda, b, g * g8, (g + 1) * g8, p);
+      for (int r = 0; r < R; ++r)
+        for (int j = 0; j < 16; ++j) {
+          const std::int32_t vg = wrap(static_cast<std::uint32_t>(p[r * 16 + j]) -
+                                       za * static_cast<std::uint32_t>(pg[g].column_sums[j]));
+          v[r * 16 + j] =
+              wrap(static_cast<std::uint32_t>(v[r * 16 + j]) + static_cast<std::uint32_t>(vg));
+          if (!IntOut) f[r * 16 + j] = f[r * 16 + j] + static_cast<float>(vg) * pg[g].scales[j];
+        }
+    }
+    const std::int64_t nc = e.n - n0 < 16 ? e.n - n0 : 16;
+    store_tile(e, v, IntOut ? nullptr : f, R, m0, n0, nc);
+  }
+};
+
+/// The table entry of an int32-products kernel struct K (K::mr, K::s8<R>, K::s4<R>).
+template <class K>
+constexpr gemm_ukernels raw_gemm_ukernels(const char* s8_name, const char* s4_name) noexcept {
+  return gemm_ukernels_of<raw_tiles<K>>(s8_name, s4_name);
+}
+
+}  // namespace detail
+LOWBIT_END_NAMESPACE
+
+#endif  // LOWBIT_DETAIL_RAW_TILE_HPP_
