@@ -1,13 +1,15 @@
 // SPDX-License-Identifier: Apache-2.0
 // arch/portable/kernels.hpp: the kernel table of isa::portable (detail/kernel_table.hpp).
 //
-// Baseline code only: xsimd at the compiler's default arch for quantize/dequantize,
-// plain C++ loops (vectorized by the compiler) for the GEMM and weight-only tiles,
-// SSE2 on x86-64 for activation preparation. Runs on every CPU.
+// Baseline code only (SSE2 on x86-64, NEON on AArch64, whatever -march the user chose):
+// plain C++ loops for the GEMM and weight-only tiles, xsimd for quantize, SSE2
+// intrinsics for activation preparation on x86-64. Runs on every CPU.
 //
-//   gemm         s8_4x16c4__portable, s4_4x16c8__portable   int32 kernels + detail/raw_tile.hpp
-//   epilogue weight_only  f32s8_4x16c4__portable, f32s4_4x16c8__portable quantize     xsimd runs
-//   (arch/portable/quantize.hpp) int4 pack    scalar (arch/portable/pack.hpp)
+//   gemm         s8_4x16c4__portable, s4_4x16c8__portable
+//                (int32 kernels + the detail/raw_tile.hpp epilogue)
+//   weight_only  f32s8_4x16c4__portable, f32s4_4x16c8__portable
+//   quantize     xsimd batches at the build's baseline (arch/portable/quantize.hpp)
+//   int4 pack    scalar (arch/portable/pack.hpp)
 #ifndef LOWBIT_ARCH_PORTABLE_KERNELS_HPP_
 #define LOWBIT_ARCH_PORTABLE_KERNELS_HPP_
 
