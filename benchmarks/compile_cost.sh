@@ -14,7 +14,7 @@ shift || true
 cxx=${CXX:-g++}
 tmp=$(mktemp -d)
 trap 'rm -rf "$tmp"' EXIT
-headers=("Eigen/Dense" "lowbit/gemm.hpp" "lowbit/quantize.hpp" "lowbit/linear.hpp"
+headers=("Eigen/Dense" "lowbit/gemm.hpp" "lowbit/quantize.hpp" "lowbit/layers/linear.hpp"
          "lowbit/lowbit.hpp" "lowbit/io.hpp")
 printf '%-22s %8s %8s %10s\n' header seconds "x Eigen" "peak MB"
 eigen_s=""

@@ -48,8 +48,8 @@
 #include <vector>
 
 #include <lowbit/io/safetensors.hpp>
+#include <lowbit/layers/qat.hpp>
 #include <lowbit/lowbit.hpp>
-#include <lowbit/qat.hpp>
 
 #include "support/idx.hpp"
 #include "support/report.hpp"

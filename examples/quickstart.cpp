@@ -6,6 +6,7 @@
 #include <cstring>
 #include <vector>
 
+#include <lowbit/io.hpp>
 #include <lowbit/lowbit.hpp>
 
 int main(int argc, char** argv) {

@@ -1,5 +1,6 @@
 // SPDX-License-Identifier: Apache-2.0
-// Tests for isa.hpp and detail/cpu_features.hpp: names, availability, the cap, and detection.
+// Tests for isa.hpp and detail/platform/cpu_features.hpp: names, availability, the cap, and
+// detection.
 #include <algorithm>
 #include <catch2/catch.hpp>
 #include <cstdlib>
@@ -13,7 +14,7 @@
 #include <utility>
 #include <vector>
 
-#include "lowbit/detail/cpu_features.hpp"
+#include "lowbit/detail/platform/cpu_features.hpp"
 #include "lowbit/error.hpp"
 #include "lowbit/isa.hpp"
 

@@ -17,7 +17,7 @@
 
 #include "lowbit/arch/tables.hpp"
 #include "lowbit/gemm.hpp"
-#include "lowbit/linear.hpp"
+#include "lowbit/layers/linear.hpp"
 #include "lowbit/pack.hpp"
 #include "lowbit/reference/gemm.hpp"
 #include "lowbit/reference/quantize.hpp"

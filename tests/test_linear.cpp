@@ -11,9 +11,9 @@
 #include <thread>
 #include <vector>
 
-#include "lowbit/linear.hpp"
+#include "lowbit/layers/linear.hpp"
+#include "lowbit/layers/sequential.hpp"
 #include "lowbit/reference/gemm.hpp"
-#include "lowbit/sequential.hpp"
 #include "support/isa_sweep.hpp"
 
 using Catch::Contains;

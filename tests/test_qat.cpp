@@ -14,8 +14,8 @@
 
 #include "lowbit/calibrate.hpp"
 #include "lowbit/choose_qparams.hpp"
-#include "lowbit/detail/param_index.hpp"
-#include "lowbit/qat.hpp"
+#include "lowbit/detail/quant/param_index.hpp"
+#include "lowbit/layers/qat.hpp"
 #include "lowbit/quantize.hpp"
 #include "support/isa_sweep.hpp"
 

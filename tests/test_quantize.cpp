@@ -15,6 +15,7 @@
 #include "lowbit/pack.hpp"
 #include "lowbit/quantize.hpp"
 #include "lowbit/reference/quantize.hpp"
+#include "lowbit/requantize.hpp"
 #include "support/isa_sweep.hpp"
 
 using Catch::Contains;

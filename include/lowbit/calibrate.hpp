@@ -75,7 +75,7 @@
 // |x|; affine schemes to [P(100 - p), P(p)] of x (zero is then included by the rule).
 // p in [50, 100]. The percentile is numpy's default ('linear') definition over all
 // observed elements: with the n values sorted, h = (n - 1) p / 100, interpolate
-// between the floor(h)-th and next order statistic. Method (detail/quantile_sketch.hpp):
+// between the floor(h)-th and next order statistic. Method (detail/calib/quantile_sketch.hpp):
 // exact counts in log-linear bins, 2048 per power of two (the float32 bit pattern
 // without its low 12 mantissa bits), placing a rank uniformly inside its bin. Bound:
 //   |estimate - exact| <= 2^-11 * max(|x_(floor h)|, |x_(floor h + 1)|)   (~0.05 %)
@@ -86,7 +86,7 @@
 //
 // histogram_observer (HistogramObserver of torch 1.13, torch/ao/quantization/
 // observer.py), per-tensor, reproduced op by op in torch's float32/double mix
-// (detail/histogram.hpp):
+// (detail/calib/histogram.hpp):
 //   - first batch: min, max = aminmax(x); histogram = histc(x, bins, min, max);
 //   - later batches: the combined range [min(min, bmin), max(max, bmax)] is widened
 //     so that it is a whole number `downsample_rate` of old-range/(bins *
@@ -140,7 +140,7 @@
 // every candidate is +inf or there is none (constant data: all mass in the top bin)
 // t = amax; all-zero data gives t = 0 and scale = eps. Across batches the histogram
 // grows by exact power-of-two re-binning
-// of a 16x finer histogram (detail/entropy.hpp: a count moves by less than 1/8 of a
+// of a 16x finer histogram (detail/calib/entropy.hpp: a count moves by less than 1/8 of a
 // search bin; exactly 0 when the first batch holds the maximum).
 //
 // choose_qparams_mse: per segment (tensor, channel or group) with data range
@@ -161,12 +161,12 @@
 #include <vector>
 
 #include "lowbit/choose_qparams.hpp"
-#include "lowbit/detail/entropy.hpp"
-#include "lowbit/detail/histogram.hpp"
-#include "lowbit/detail/macros.hpp"
-#include "lowbit/detail/observe.hpp"
-#include "lowbit/detail/quantile_sketch.hpp"
-#include "lowbit/detail/rounding.hpp"
+#include "lowbit/detail/calib/entropy.hpp"
+#include "lowbit/detail/calib/histogram.hpp"
+#include "lowbit/detail/calib/observe.hpp"
+#include "lowbit/detail/calib/quantile_sketch.hpp"
+#include "lowbit/detail/core/macros.hpp"
+#include "lowbit/detail/quant/rounding.hpp"
 #include "lowbit/error.hpp"
 #include "lowbit/quant_params.hpp"
 #include "lowbit/view.hpp"

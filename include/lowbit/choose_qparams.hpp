@@ -43,8 +43,8 @@
 #include <optional>
 #include <vector>
 
-#include "lowbit/detail/macros.hpp"
-#include "lowbit/detail/rounding.hpp"
+#include "lowbit/detail/core/macros.hpp"
+#include "lowbit/detail/quant/rounding.hpp"
 #include "lowbit/error.hpp"
 #include "lowbit/quant_params.hpp"
 #include "lowbit/view.hpp"

@@ -12,7 +12,7 @@
 #include <Eigen/Core>
 #include <cstdint>
 
-#include "lowbit/detail/macros.hpp"
+#include "lowbit/detail/core/macros.hpp"
 #include "lowbit/gemm.hpp"
 #include "lowbit/view.hpp"
 

@@ -14,7 +14,7 @@
 #include <string>
 #include <utility>
 
-#include "lowbit/detail/macros.hpp"
+#include "lowbit/detail/core/macros.hpp"
 
 LOWBIT_BEGIN_NAMESPACE
 

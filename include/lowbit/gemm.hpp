@@ -42,8 +42,8 @@
 #include <cstdint>
 #include <limits>
 
-#include "lowbit/detail/gemm_driver.hpp"
-#include "lowbit/detail/macros.hpp"
+#include "lowbit/detail/core/macros.hpp"
+#include "lowbit/detail/gemm/driver.hpp"
 #include "lowbit/error.hpp"
 #include "lowbit/gemm_types.hpp"
 #include "lowbit/isa.hpp"

@@ -1,7 +1,7 @@
 // SPDX-License-Identifier: Apache-2.0
 // gemm_types.hpp: the value types of a GEMM call (activations, epilogue, output,
 // gemm_context). gemm.hpp documents what they mean and holds gemm(); these live apart
-// so the driver (detail/gemm_driver.hpp) and the layers can name them without gemm().
+// so the driver (detail/gemm/driver.hpp) and the layers can name them without gemm().
 #ifndef LOWBIT_GEMM_TYPES_HPP_
 #define LOWBIT_GEMM_TYPES_HPP_
 
@@ -10,7 +10,7 @@
 #include <cstdint>
 #include <limits>
 
-#include "lowbit/detail/macros.hpp"
+#include "lowbit/detail/core/macros.hpp"
 #include "lowbit/quant_params.hpp"
 #include "lowbit/view.hpp"
 

@@ -20,8 +20,8 @@
 //      lets the compiler use, e.g. avx2 also needs FMA, BMI1/2, F16C and POPCNT, and
 //      amx_int8 also needs everything avx512_vnni needs;
 //   3. the OS saves the registers (XCR0) and, for AMX on Linux, granted the process
-//      permission to use tile data (detail/amx_permission.hpp; refused = unavailable).
-// This is ruy's "built paths x runtime-supported paths", and detail/cpu_features.hpp
+//      permission to use tile data (detail/platform/amx_permission.hpp; refused = unavailable).
+// This is ruy's "built paths x runtime-supported paths", and detail/platform/cpu_features.hpp
 // documents every bit. Because target strings nest, two implications are guaranteed
 // and code may rely on them: any available isa above portable implies avx2 is
 // available, and amx_int8 implies avx512_vnni. Nothing else is implied.
@@ -94,8 +94,8 @@
 #include <string_view>
 #include <vector>
 
-#include "lowbit/detail/cpu_features.hpp"
-#include "lowbit/detail/macros.hpp"
+#include "lowbit/detail/core/macros.hpp"
+#include "lowbit/detail/platform/cpu_features.hpp"
 #include "lowbit/error.hpp"
 
 // Process-wide cap state, deliberately outside the ABI namespace (see "Why the ISA

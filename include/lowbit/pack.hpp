@@ -16,8 +16,8 @@
 
 #include "lowbit/arch/portable/pack.hpp"
 #include "lowbit/arch/tables.hpp"
+#include "lowbit/detail/core/macros.hpp"
 #include "lowbit/detail/kernel_table.hpp"
-#include "lowbit/detail/macros.hpp"
 #include "lowbit/error.hpp"
 #include "lowbit/view.hpp"
 

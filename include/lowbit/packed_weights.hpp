@@ -60,9 +60,9 @@
 #include <vector>
 
 #include "lowbit/arch/tables.hpp"
-#include "lowbit/detail/aligned_buffer.hpp"
+#include "lowbit/detail/core/aligned_buffer.hpp"
+#include "lowbit/detail/core/macros.hpp"
 #include "lowbit/detail/kernel_table.hpp"
-#include "lowbit/detail/macros.hpp"
 #include "lowbit/error.hpp"
 #include "lowbit/isa.hpp"
 #include "lowbit/quant_params.hpp"

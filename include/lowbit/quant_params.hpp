@@ -40,7 +40,7 @@
 #include <cstdint>
 #include <vector>
 
-#include "lowbit/detail/macros.hpp"
+#include "lowbit/detail/core/macros.hpp"
 #include "lowbit/error.hpp"
 
 LOWBIT_BEGIN_NAMESPACE

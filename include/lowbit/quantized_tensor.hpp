@@ -10,8 +10,8 @@
 #include <cstdint>
 #include <vector>
 
-#include "lowbit/detail/macros.hpp"
-#include "lowbit/detail/storage.hpp"
+#include "lowbit/detail/core/macros.hpp"
+#include "lowbit/detail/quant/storage.hpp"
 #include "lowbit/quant_params.hpp"
 
 LOWBIT_BEGIN_NAMESPACE

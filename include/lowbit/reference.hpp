@@ -6,7 +6,7 @@
 // the integer GEMM with its epilogues (reference/gemm.hpp). Every fast path, on every
 // ISA, is tested to reproduce these integers bit for bit; float outputs are compared
 // with a tolerance derived from the scales, stated in each test. The per-element
-// rounding rules themselves are in detail/rounding.hpp.
+// rounding rules themselves are in detail/quant/rounding.hpp.
 #ifndef LOWBIT_REFERENCE_HPP_
 #define LOWBIT_REFERENCE_HPP_
 

@@ -17,7 +17,7 @@
 #include <type_traits>
 #include <vector>
 
-#include "lowbit/detail/macros.hpp"
+#include "lowbit/detail/core/macros.hpp"
 #include "lowbit/error.hpp"
 
 LOWBIT_BEGIN_NAMESPACE

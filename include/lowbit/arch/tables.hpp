@@ -5,7 +5,7 @@
 // when they are built (packed_weights, quantized_linear, sequential keep the
 // pointer); free functions once per call (best_table()). To add an ISA: write
 // arch/<new>/kernels.hpp, add the enumerator and its detection (isa.hpp,
-// detail/cpu_features.hpp), and add one case here (docs/ARCHITECTURE.md).
+// detail/platform/cpu_features.hpp), and add one case here (docs/ARCHITECTURE.md).
 #ifndef LOWBIT_ARCH_TABLES_HPP_
 #define LOWBIT_ARCH_TABLES_HPP_
 
@@ -14,8 +14,8 @@
 #include "lowbit/arch/avx512_vnni/kernels.hpp"
 #include "lowbit/arch/avx_vnni/kernels.hpp"
 #include "lowbit/arch/portable/kernels.hpp"
+#include "lowbit/detail/core/macros.hpp"
 #include "lowbit/detail/kernel_table.hpp"
-#include "lowbit/detail/macros.hpp"
 #include "lowbit/isa.hpp"
 
 LOWBIT_BEGIN_NAMESPACE

@@ -22,17 +22,17 @@
 // Weights are packed once in one format for every ISA (packed_weights.hpp): panels of
 // nr = 16 output channels, K interleaved by kr = 4 (s8: 4 bytes of K per channel per
 // 64-byte row) or kr = 8 (s4: two nibble rows per 64-byte row). Activations are
-// prepared by the driver in the kernels' u8 domain (detail/gemm_driver.hpp). A kernel
+// prepared by the driver in the kernels' u8 domain (detail/gemm/driver.hpp). A kernel
 // family is named for what it is, XNNPACK style: s8_7x48c4__avx512vnni is an s8-weight
 // tile of 7 rows x 48 channels (3 panels) consuming K in steps of 4.
 //
 // Every tile has ONE contract: s8_tile[rows-1][panels-1] and s4_tile[rows-1][int_out]
 // compute all of K (all groups) for rows x (16 * panels) outputs and finish them: the
-// epilogue of detail/gemm_tile.hpp (zero-point corrections, scales, bias, clamp,
+// epilogue of detail/gemm/tile.hpp (zero-point corrections, scales, bias, clamp,
 // requantize), writing the output. How a tile gets there is its own business: the
 // AVX-512 tiles keep everything in registers; kernels that only produce int32
 // products (AVX2, AVX-VNNI, portable) are adapted to the contract by
-// detail/raw_tile.hpp, which adds the epilogue in plain C++. The driver has one loop
+// detail/gemm/raw_tile.hpp, which adds the epilogue in plain C++. The driver has one loop
 // nest and never knows which.
 //
 // Entries a kernel family does not have (rows above its mr, panels above its width)
@@ -45,8 +45,8 @@
 #include <cstdint>
 #include <utility>
 
-#include "lowbit/detail/gemm_tile.hpp"
-#include "lowbit/detail/macros.hpp"
+#include "lowbit/detail/core/macros.hpp"
+#include "lowbit/detail/gemm/tile.hpp"
 #include "lowbit/isa.hpp"
 #include "lowbit/quant_params.hpp"
 
@@ -99,7 +99,7 @@ struct f32_ukernels {
 };
 
 // ---- quantize / dequantize / INT4 nibbles -------------------------------------------
-/// Per-run constants of quantize: q = clamp(zp + rne(x * inv), lo, hi) (detail/rounding.hpp).
+/// Per-run constants of quantize: q = clamp(zp + rne(x * inv), lo, hi) (detail/quant/rounding.hpp).
 struct qconst {
   float inv, zp, lo, hi;
 };
@@ -170,7 +170,7 @@ constexpr void fill_tiles(gemm_ukernels& g, std::index_sequence<I...>) noexcept 
 
 /// A kernel struct K with the table's contract: K::s8_mr, K::s8_panels, K::s4_mr,
 /// K::s4_group_sums, K::row_block_bytes, K::s8_tile<R, P>, K::s4_tile<R, IntOut>.
-/// (detail/raw_tile.hpp builds such a struct around an int32-only kernel.)
+/// (detail/gemm/raw_tile.hpp builds such a struct around an int32-only kernel.)
 template <class K>
 constexpr gemm_ukernels gemm_ukernels_of(const char* s8_name, const char* s4_name) noexcept {
   static_assert(

@@ -32,11 +32,11 @@
 #include <string>
 #include <vector>
 
-#include "lowbit/detail/macros.hpp"
+#include "lowbit/detail/core/macros.hpp"
 #include "lowbit/error.hpp"
 #include "lowbit/io/safetensors.hpp"
-#include "lowbit/linear.hpp"
-#include "lowbit/sequential.hpp"
+#include "lowbit/layers/linear.hpp"
+#include "lowbit/layers/sequential.hpp"
 #include "lowbit/version.hpp"
 
 LOWBIT_BEGIN_NAMESPACE

@@ -54,7 +54,7 @@
 #include <utility>
 #include <vector>
 
-#include "lowbit/detail/macros.hpp"
+#include "lowbit/detail/core/macros.hpp"
 #include "lowbit/error.hpp"
 #include "lowbit/view.hpp"
 

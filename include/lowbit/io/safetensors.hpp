@@ -76,7 +76,7 @@
 
 #include <nlohmann/json.hpp>
 
-#include "lowbit/detail/macros.hpp"
+#include "lowbit/detail/core/macros.hpp"
 #include "lowbit/error.hpp"
 #include "lowbit/view.hpp"
 

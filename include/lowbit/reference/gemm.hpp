@@ -12,8 +12,8 @@
 #include <cstdint>
 #include <vector>
 
-#include "lowbit/detail/macros.hpp"
-#include "lowbit/detail/rounding.hpp"
+#include "lowbit/detail/core/macros.hpp"
+#include "lowbit/detail/quant/rounding.hpp"
 #include "lowbit/gemm.hpp"
 
 LOWBIT_BEGIN_NAMESPACE

@@ -4,7 +4,7 @@
 // Everything here is scalar, obvious and slow on purpose. Each fast path in the
 // library (xsimd, AVX2, AVX-512, VNNI, AMX) is tested to produce exactly these bytes
 // (integers) or these floats (dequantize), tails and strided views included. The
-// per-element rules live in detail/rounding.hpp; this file only walks tensors.
+// per-element rules live in detail/quant/rounding.hpp; this file only walks tensors.
 // Reference functions validate nothing beyond what they need to stay memory-safe:
 // call them with parameters the public API would accept.
 #ifndef LOWBIT_REFERENCE_QUANTIZE_HPP_
@@ -14,10 +14,10 @@
 #include <cstdint>
 #include <vector>
 
-#include "lowbit/detail/macros.hpp"
-#include "lowbit/detail/param_index.hpp"
-#include "lowbit/detail/rounding.hpp"
-#include "lowbit/detail/storage.hpp"
+#include "lowbit/detail/core/macros.hpp"
+#include "lowbit/detail/quant/param_index.hpp"
+#include "lowbit/detail/quant/rounding.hpp"
+#include "lowbit/detail/quant/storage.hpp"
 #include "lowbit/quant_params.hpp"
 #include "lowbit/view.hpp"
 
@@ -25,7 +25,7 @@ LOWBIT_BEGIN_NAMESPACE
 namespace reference {
 
 /// Writes integer value `v` (already in the dtype's range) as logical element `i`
-/// of a storage buffer (detail/storage.hpp).
+/// of a storage buffer (detail/quant/storage.hpp).
 inline void store(dtype t, std::uint8_t* out, std::int64_t i, std::int32_t v) noexcept {
   detail::store_stored(t, out, i, v);
 }

@@ -8,7 +8,7 @@
 #ifndef LOWBIT_ARCH_AMX_INT8_KERNELS_HPP_
 #define LOWBIT_ARCH_AMX_INT8_KERNELS_HPP_
 
-#include "lowbit/detail/macros.hpp"
+#include "lowbit/detail/core/macros.hpp"
 
 #if LOWBIT_HAVE_X86_DISPATCH
 #include "lowbit/arch/avx512_vnni/kernels.hpp"

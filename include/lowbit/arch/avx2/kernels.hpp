@@ -2,7 +2,7 @@
 // arch/avx2/kernels.hpp: the kernel table of isa::avx2 (detail/kernel_table.hpp).
 //
 //   gemm         s8_2x16c4__avx2, s4_2x16c8__avx2   int32 kernels (exact int16 widening +
-//                vpmaddwd, arch/avx2/gemm_kernel.hpp), detail/raw_tile.hpp epilogue
+//                vpmaddwd, arch/avx2/gemm_kernel.hpp), detail/gemm/raw_tile.hpp epilogue
 //   weight_only  f32s8_4x16c4__avx2, f32s4_4x16c8__avx2 (FMA)
 //   quantize     32 values a step (arch/avx2/quantize.hpp)
 //   int4 pack    32 values a step (arch/avx2/pack.hpp)
@@ -10,7 +10,7 @@
 #ifndef LOWBIT_ARCH_AVX2_KERNELS_HPP_
 #define LOWBIT_ARCH_AVX2_KERNELS_HPP_
 
-#include "lowbit/detail/macros.hpp"
+#include "lowbit/detail/core/macros.hpp"
 
 #if LOWBIT_HAVE_X86_DISPATCH
 #include "lowbit/arch/avx2/gemm_f32_kernel.hpp"
@@ -18,8 +18,8 @@
 #include "lowbit/arch/avx2/pack.hpp"
 #include "lowbit/arch/avx2/quantize.hpp"
 #include "lowbit/arch/portable/prepare.hpp"
+#include "lowbit/detail/gemm/raw_tile.hpp"
 #include "lowbit/detail/kernel_table.hpp"
-#include "lowbit/detail/raw_tile.hpp"
 
 LOWBIT_BEGIN_TARGET(LOWBIT_TARGET_AVX2)
 LOWBIT_BEGIN_NAMESPACE

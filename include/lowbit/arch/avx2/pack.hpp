@@ -7,7 +7,7 @@
 
 #include <cstdint>
 
-#include "lowbit/detail/macros.hpp"
+#include "lowbit/detail/core/macros.hpp"
 
 #if LOWBIT_HAVE_X86_DISPATCH
 #include <immintrin.h>

@@ -12,7 +12,7 @@
 #ifndef LOWBIT_ARCH_AVX2_QUANTIZE_HPP_
 #define LOWBIT_ARCH_AVX2_QUANTIZE_HPP_
 
-#include "lowbit/detail/macros.hpp"
+#include "lowbit/detail/core/macros.hpp"
 
 #if LOWBIT_HAVE_X86_DISPATCH
 #include <immintrin.h>
@@ -20,7 +20,7 @@
 #include <cmath>
 #include <cstdint>
 
-#include "lowbit/detail/rounding.hpp"
+#include "lowbit/detail/quant/rounding.hpp"
 
 LOWBIT_BEGIN_TARGET(LOWBIT_TARGET_AVX2)
 LOWBIT_BEGIN_NAMESPACE

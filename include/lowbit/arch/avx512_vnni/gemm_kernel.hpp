@@ -23,9 +23,9 @@
 // the saturating one, not used). s4: one 64-byte load gives two rows of stored nibbles
 // u = w + 8 (low and high, an AND and a shift), which vpdpbusd takes as s8 values
 // 0..15; each group's sums are folded in registers with the panel_group terms (two
-// aligned loads) and 8 * the group's activation sum (detail/gemm_tile.hpp).
+// aligned loads) and 8 * the group's activation sum (detail/gemm/tile.hpp).
 //
-// The epilogue (detail/gemm_tile.hpp has the math) runs on the accumulators. Its float
+// The epilogue (detail/gemm/tile.hpp has the math) runs on the accumulators. Its float
 // conversions, multiplies and adds use embedded rounding {rn-sae} (round to nearest
 // even, the default MXCSR mode the reference assumes): compilers treat these as opaque
 // and never contract a multiply and an add into an FMA, which would round once instead
@@ -33,8 +33,8 @@
 #ifndef LOWBIT_ARCH_AVX512_VNNI_GEMM_KERNEL_HPP_
 #define LOWBIT_ARCH_AVX512_VNNI_GEMM_KERNEL_HPP_
 
-#include "lowbit/detail/gemm_tile.hpp"
-#include "lowbit/detail/macros.hpp"
+#include "lowbit/detail/core/macros.hpp"
+#include "lowbit/detail/gemm/tile.hpp"
 
 #if LOWBIT_HAVE_X86_DISPATCH
 #include <immintrin.h>
@@ -88,7 +88,7 @@ constexpr int accumulator_sets() noexcept {
   return MR >= 6 ? 1 : MR >= 3 ? 2 : 4;
 }
 
-/// The s8 epilogue of detail/gemm_tile.hpp for the 16 channels n0.., one row at a
+/// The s8 epilogue of detail/gemm/tile.hpp for the 16 channels n0.., one row at a
 /// time: the per-channel terms are loaded once per tile, each row costs a few ops.
 /// Rows are passed by value so the accumulators never need an address (GCC keeps
 /// an array whose address escapes in memory and copies it every iteration).

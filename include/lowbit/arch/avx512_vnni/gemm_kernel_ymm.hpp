@@ -6,7 +6,7 @@
 #ifndef LOWBIT_ARCH_AVX512_VNNI_GEMM_KERNEL_YMM_HPP_
 #define LOWBIT_ARCH_AVX512_VNNI_GEMM_KERNEL_YMM_HPP_
 
-#include "lowbit/detail/macros.hpp"
+#include "lowbit/detail/core/macros.hpp"
 
 #if LOWBIT_HAVE_X86_DISPATCH
 #include <immintrin.h>

@@ -15,7 +15,7 @@
 #ifndef LOWBIT_ARCH_AVX512_VNNI_KERNELS_HPP_
 #define LOWBIT_ARCH_AVX512_VNNI_KERNELS_HPP_
 
-#include "lowbit/detail/macros.hpp"
+#include "lowbit/detail/core/macros.hpp"
 
 #if LOWBIT_HAVE_X86_DISPATCH
 #include "lowbit/arch/avx2/kernels.hpp"
@@ -23,8 +23,8 @@
 #include "lowbit/arch/avx512_vnni/gemm_kernel.hpp"
 #include "lowbit/arch/avx512_vnni/gemm_kernel_ymm.hpp"
 #include "lowbit/arch/avx512_vnni/quantize.hpp"
+#include "lowbit/detail/gemm/raw_tile.hpp"
 #include "lowbit/detail/kernel_table.hpp"
-#include "lowbit/detail/raw_tile.hpp"
 
 LOWBIT_BEGIN_TARGET(LOWBIT_TARGET_AVX512)
 LOWBIT_BEGIN_NAMESPACE

@@ -18,7 +18,7 @@
 #ifndef LOWBIT_ARCH_AVX512_VNNI_QUANTIZE_HPP_
 #define LOWBIT_ARCH_AVX512_VNNI_QUANTIZE_HPP_
 
-#include "lowbit/detail/macros.hpp"
+#include "lowbit/detail/core/macros.hpp"
 
 #if LOWBIT_HAVE_X86_DISPATCH
 #include <immintrin.h>

@@ -4,7 +4,7 @@
 #ifndef LOWBIT_ARCH_AVX_VNNI_GEMM_KERNEL_HPP_
 #define LOWBIT_ARCH_AVX_VNNI_GEMM_KERNEL_HPP_
 
-#include "lowbit/detail/macros.hpp"
+#include "lowbit/detail/core/macros.hpp"
 
 #if LOWBIT_HAVE_X86_DISPATCH
 #include <immintrin.h>

@@ -2,7 +2,7 @@
 // arch/portable/gemm_f32_kernel.hpp: weight-only microkernels, f32 activations x packed
 // int8 / int4 weights (the packed_weights panel layout), f32 accumulation.
 //
-// Contract, shared by every ISA (detail/weight_only.hpp drives it):
+// Contract, shared by every ISA (detail/gemm/weight_only.hpp drives it):
 //   s8<MR>(x, ldx, b, k, c):      c[r][j] = sum_{kk < k} x[r][kk] * W[j][kk]
 //                                 over a whole s8 panel (rows 0 .. ceil(k/4));
 //   s4<MR>(x, ldx, b, k8b, k8e, c): the same over s4 rows [k8b, k8e) (one group),
@@ -15,7 +15,7 @@
 
 #include <cstdint>
 
-#include "lowbit/detail/macros.hpp"
+#include "lowbit/detail/core/macros.hpp"
 
 LOWBIT_BEGIN_NAMESPACE
 namespace arch {

@@ -1,7 +1,7 @@
 // SPDX-License-Identifier: Apache-2.0
 // arch/portable/gemm_kernel.hpp: the portable u8 x s8 microkernels (plain C++).
 //
-// Same contract as every ISA's gemm_kernel.hpp (see detail/gemm_driver.hpp):
+// Same contract as every ISA's gemm_kernel.hpp (see detail/gemm/driver.hpp):
 //   s8<MR>(a, lda, b, kb, ke, c): c[r][j] = sum_{k4 in [kb, ke)} sum_{i<4}
 //                                     a[r * lda + 4 k4 + i] * int8(b[k4 * 64 + 4 j + i])
 //   s4<MR>(...): the same over k8 rows of the s4 panel (two k4 rows per byte row).
@@ -12,7 +12,7 @@
 
 #include <cstdint>
 
-#include "lowbit/detail/macros.hpp"
+#include "lowbit/detail/core/macros.hpp"
 
 LOWBIT_BEGIN_NAMESPACE
 namespace arch {

@@ -6,7 +6,7 @@
 // intrinsics for activation preparation on x86-64. Runs on every CPU.
 //
 //   gemm         s8_4x16c4__portable, s4_4x16c8__portable
-//                (int32 kernels + the detail/raw_tile.hpp epilogue)
+//                (int32 kernels + the detail/gemm/raw_tile.hpp epilogue)
 //   weight_only  f32s8_4x16c4__portable, f32s4_4x16c8__portable
 //   quantize     xsimd batches at the build's baseline (arch/portable/quantize.hpp)
 //   int4 pack    scalar (arch/portable/pack.hpp)
@@ -18,9 +18,9 @@
 #include "lowbit/arch/portable/pack.hpp"
 #include "lowbit/arch/portable/prepare.hpp"
 #include "lowbit/arch/portable/quantize.hpp"
+#include "lowbit/detail/core/macros.hpp"
+#include "lowbit/detail/gemm/raw_tile.hpp"
 #include "lowbit/detail/kernel_table.hpp"
-#include "lowbit/detail/macros.hpp"
-#include "lowbit/detail/raw_tile.hpp"
 
 LOWBIT_BEGIN_NAMESPACE
 namespace arch {

@@ -10,7 +10,7 @@
 
 #include <cstdint>
 
-#include "lowbit/detail/macros.hpp"
+#include "lowbit/detail/core/macros.hpp"
 
 #if LOWBIT_ARCH_X86_64
 #include <emmintrin.h>  // SSE2: x86-64's baseline

@@ -15,8 +15,8 @@
 #include <cmath>
 #include <cstdint>
 
-#include "lowbit/detail/macros.hpp"
-#include "lowbit/detail/rounding.hpp"
+#include "lowbit/detail/core/macros.hpp"
+#include "lowbit/detail/quant/rounding.hpp"
 
 LOWBIT_BEGIN_NAMESPACE
 namespace arch {

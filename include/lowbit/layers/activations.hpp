@@ -1,17 +1,17 @@
 // SPDX-License-Identifier: Apache-2.0
-// activations.hpp: the element-wise and row-wise nonlinearities of small networks.
+// layers/activations.hpp: the element-wise and row-wise nonlinearities of small networks.
 //
 //   relu       max(x, 0)
 //   gelu_tanh  0.5 x (1 + tanh(sqrt(2/pi) (x + 0.044715 x^3)))   (GPT-2's "gelu_new")
 //   sigmoid    1 / (1 + exp(-x))
 //   softmax    per row: exp(x - max) / sum(exp(x - max))         (numerically stable)
-#ifndef LOWBIT_ACTIVATIONS_HPP_
-#define LOWBIT_ACTIVATIONS_HPP_
+#ifndef LOWBIT_LAYERS_ACTIVATIONS_HPP_
+#define LOWBIT_LAYERS_ACTIVATIONS_HPP_
 
 #include <cmath>
 #include <cstdint>
 
-#include "lowbit/detail/macros.hpp"
+#include "lowbit/detail/core/macros.hpp"
 #include "lowbit/eigen.hpp"
 
 LOWBIT_BEGIN_NAMESPACE
@@ -60,4 +60,4 @@ inline void apply(activation a, Eigen::Ref<matrixf> x) {
 
 LOWBIT_END_NAMESPACE
 
-#endif  // LOWBIT_ACTIVATIONS_HPP_
+#endif  // LOWBIT_LAYERS_ACTIVATIONS_HPP_

@@ -1,8 +1,8 @@
 // SPDX-License-Identifier: Apache-2.0
-// detail/aligned_buffer.hpp: a 64-byte aligned owning byte buffer, zero-initialized
+// detail/core/aligned_buffer.hpp: a 64-byte aligned owning byte buffer, zero-initialized
 // unless asked otherwise.
-#ifndef LOWBIT_DETAIL_ALIGNED_BUFFER_HPP_
-#define LOWBIT_DETAIL_ALIGNED_BUFFER_HPP_
+#ifndef LOWBIT_DETAIL_CORE_ALIGNED_BUFFER_HPP_
+#define LOWBIT_DETAIL_CORE_ALIGNED_BUFFER_HPP_
 
 #include <cstddef>
 #include <cstdint>
@@ -10,7 +10,7 @@
 #include <memory>
 #include <new>
 
-#include "lowbit/detail/macros.hpp"
+#include "lowbit/detail/core/macros.hpp"
 
 LOWBIT_BEGIN_NAMESPACE
 namespace detail {
@@ -63,4 +63,4 @@ class aligned_buffer {
 }  // namespace detail
 LOWBIT_END_NAMESPACE
 
-#endif  // LOWBIT_DETAIL_ALIGNED_BUFFER_HPP_
+#endif  // LOWBIT_DETAIL_CORE_ALIGNED_BUFFER_HPP_

@@ -1,19 +1,19 @@
 // SPDX-License-Identifier: Apache-2.0
-// detail/cpuid.hpp: the two raw x86-64 probes, CPUID and XGETBV, for GCC/Clang and MSVC.
+// detail/platform/cpuid.hpp: the two raw x86-64 probes, CPUID and XGETBV, for GCC/Clang and MSVC.
 //
-// Nothing here interprets a bit; detail/cpu_features.hpp does. Both probes exist
+// Nothing here interprets a bit; detail/platform/cpu_features.hpp does. Both probes exist
 // only when LOWBIT_HAVE_CPUID is 1 (x86-64 with a GNU-compatible compiler or MSVC);
 // elsewhere this header defines nothing and callers report "no x86 features".
 //
 // xgetbv is emitted as its opcode bytes (0F 01 D0) on GCC/Clang, as Highway does, so
 // neither the header nor the user's build needs -mxsave. Calling it when CPUID(1).ECX
 // bit 27 (OSXSAVE) is clear raises #UD: check OSXSAVE first.
-#ifndef LOWBIT_DETAIL_CPUID_HPP_
-#define LOWBIT_DETAIL_CPUID_HPP_
+#ifndef LOWBIT_DETAIL_PLATFORM_CPUID_HPP_
+#define LOWBIT_DETAIL_PLATFORM_CPUID_HPP_
 
 #include <cstdint>
 
-#include "lowbit/detail/macros.hpp"
+#include "lowbit/detail/core/macros.hpp"
 
 #if LOWBIT_ARCH_X86_64 && (defined(_MSC_VER) || defined(__GNUC__) || defined(__clang__))
 #define LOWBIT_HAVE_CPUID 1
@@ -74,4 +74,4 @@ constexpr bool has_bit(std::uint64_t word, unsigned n) noexcept { return ((word 
 }  // namespace detail
 LOWBIT_END_NAMESPACE
 
-#endif  // LOWBIT_DETAIL_CPUID_HPP_
+#endif  // LOWBIT_DETAIL_PLATFORM_CPUID_HPP_

@@ -1,10 +1,10 @@
 // SPDX-License-Identifier: Apache-2.0
-// detail/raw_tile.hpp: an int32-products kernel dressed in the kernel table's contract.
+// detail/gemm/raw_tile.hpp: an int32-products kernel dressed in the kernel table's contract.
 //
 // Kernels that only compute raw products (AVX2, AVX-VNNI, portable: K::s8<R> and
 // K::s4<R> write P[R][16] = sum over packed rows [kb, ke) of a' * w for one panel)
 // become table tiles here: raw_tiles<K> calls the kernel, then finishes the tile with
-// the operations of detail/gemm_tile.hpp written in plain C++ (baseline code, so the
+// the operations of detail/gemm/tile.hpp written in plain C++ (baseline code, so the
 // float steps are one multiply and one add, each rounded: what lowbit::reference
 // does). The AVX-512 tiles do the same operations in registers.
 //
@@ -13,16 +13,16 @@
 //        group_rowsum term): v_g = P_g - za' colsum[n][g];  v = sum_g v_g,
 //        f = sum_g float(v_g) * sw[n][g]
 //   then the epilogue of the call (int32 / f32 / requantize), channels n < N only.
-#ifndef LOWBIT_DETAIL_RAW_TILE_HPP_
-#define LOWBIT_DETAIL_RAW_TILE_HPP_
+#ifndef LOWBIT_DETAIL_GEMM_RAW_TILE_HPP_
+#define LOWBIT_DETAIL_GEMM_RAW_TILE_HPP_
 
 #include <cstdint>
 #include <cstring>
 
-#include "lowbit/detail/gemm_tile.hpp"
+#include "lowbit/detail/core/macros.hpp"
+#include "lowbit/detail/gemm/tile.hpp"
 #include "lowbit/detail/kernel_table.hpp"
-#include "lowbit/detail/macros.hpp"
-#include "lowbit/detail/rounding.hpp"
+#include "lowbit/detail/quant/rounding.hpp"
 
 LOWBIT_BEGIN_NAMESPACE
 namespace detail {
@@ -131,4 +131,4 @@ constexpr gemm_ukernels raw_gemm_ukernels(const char* s8_name, const char* s4_na
 }  // namespace detail
 LOWBIT_END_NAMESPACE
 
-#endif  // LOWBIT_DETAIL_RAW_TILE_HPP_
+#endif  // LOWBIT_DETAIL_GEMM_RAW_TILE_HPP_

@@ -1,5 +1,5 @@
 // SPDX-License-Identifier: Apache-2.0
-// linear.hpp: quantized linear layers built from float weights, and the float baseline.
+// layers/linear.hpp: quantized linear layers built from float weights, and the float baseline.
 //
 //   auto fc = lowbit::quantized_linear::dynamic(w, b);   // w [out x in], like nn.Linear
 //   lowbit::matrixf y = fc(x);                            // x [batch x in], f32 in and out
@@ -27,14 +27,14 @@
 //               (forward_quantized), or f32 out. ONNX: QLinearMatMul / QDQ.
 // weight_only   int8 per channel or int4 per group weights, f32 activations and math:
 //               the decode case of bitsandbytes / llama.cpp (weights widened in
-//               registers, detail/weight_only.hpp). ONNX: MatMulNBits (accuracy_level 0).
+//               registers, detail/gemm/weight_only.hpp). ONNX: MatMulNBits (accuracy_level 0).
 // w4a8          int4 per-group weights x int8 per-row dynamic activations, f32 out
 //               (llama.cpp Q4_0 x Q8_0, ONNX MatMulNBits accuracy_level 4).
 //
 // Bad input (shapes, non-finite activations or weights, invalid parameters) throws
 // lowbit::error naming the problem; nothing is written on error.
-#ifndef LOWBIT_LINEAR_HPP_
-#define LOWBIT_LINEAR_HPP_
+#ifndef LOWBIT_LAYERS_LINEAR_HPP_
+#define LOWBIT_LAYERS_LINEAR_HPP_
 
 #include <algorithm>
 #include <cmath>
@@ -45,11 +45,11 @@
 
 #include "lowbit/calibrate.hpp"
 #include "lowbit/choose_qparams.hpp"
-#include "lowbit/detail/gemm_driver.hpp"
+#include "lowbit/detail/core/macros.hpp"
+#include "lowbit/detail/gemm/driver.hpp"
+#include "lowbit/detail/gemm/weight_only.hpp"
 #include "lowbit/detail/kernel_table.hpp"
-#include "lowbit/detail/macros.hpp"
-#include "lowbit/detail/range_scan.hpp"
-#include "lowbit/detail/weight_only.hpp"
+#include "lowbit/detail/quant/range_scan.hpp"
 #include "lowbit/eigen.hpp"
 #include "lowbit/error.hpp"
 #include "lowbit/gemm.hpp"
@@ -320,7 +320,7 @@ class quantized_linear {
   /// y[m x out] = layer(x[m x in]); row strides ldx, ldy in elements. Runs the kernel
   /// table chosen at construction (isa()) for every step, activation quantization
   /// included. After a thread's first call of a given size, no heap allocation
-  /// (ctx.threads == 1; per-thread scratch, detail/gemm_driver.hpp).
+  /// (ctx.threads == 1; per-thread scratch, detail/gemm/driver.hpp).
   void forward(const float* x, std::int64_t m, std::int64_t ldx, float* y, std::int64_t ldy,
                const gemm_context& ctx = {}) const {
     check_forward(x, m, ldx, y, ldy);
@@ -676,4 +676,4 @@ class float_linear {
 
 LOWBIT_END_NAMESPACE
 
-#endif  // LOWBIT_LINEAR_HPP_
+#endif  // LOWBIT_LAYERS_LINEAR_HPP_

@@ -1,13 +1,13 @@
 // SPDX-License-Identifier: Apache-2.0
-// detail/param_index.hpp: which (scale, zero_point) pair an element uses, and a
+// detail/quant/param_index.hpp: which (scale, zero_point) pair an element uses, and a
 // walker over N-D strided views in logical (row-major) order.
-#ifndef LOWBIT_DETAIL_PARAM_INDEX_HPP_
-#define LOWBIT_DETAIL_PARAM_INDEX_HPP_
+#ifndef LOWBIT_DETAIL_QUANT_PARAM_INDEX_HPP_
+#define LOWBIT_DETAIL_QUANT_PARAM_INDEX_HPP_
 
 #include <cstdint>
 #include <vector>
 
-#include "lowbit/detail/macros.hpp"
+#include "lowbit/detail/core/macros.hpp"
 #include "lowbit/quant_params.hpp"
 
 LOWBIT_BEGIN_NAMESPACE
@@ -74,4 +74,4 @@ void for_each_index(const std::vector<std::int64_t>& shape,
 }  // namespace detail
 LOWBIT_END_NAMESPACE
 
-#endif  // LOWBIT_DETAIL_PARAM_INDEX_HPP_
+#endif  // LOWBIT_DETAIL_QUANT_PARAM_INDEX_HPP_

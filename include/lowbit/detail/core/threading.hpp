@@ -1,5 +1,5 @@
 // SPDX-License-Identifier: Apache-2.0
-// detail/threading.hpp: opt-in fork-join over 1..n threads.
+// detail/core/threading.hpp: opt-in fork-join over 1..n threads.
 //
 // parallel_for(count, threads, f) calls f(begin, end) on disjoint contiguous slices
 // of [0, count) that cover it, one slice per thread, statically. The split depends
@@ -15,8 +15,8 @@
 // std::threads, so concurrent callers never wait on each other. After fork(), the
 // child creates its own pool (the parent's workers do not exist there). Exceptions
 // must not escape f.
-#ifndef LOWBIT_DETAIL_THREADING_HPP_
-#define LOWBIT_DETAIL_THREADING_HPP_
+#ifndef LOWBIT_DETAIL_CORE_THREADING_HPP_
+#define LOWBIT_DETAIL_CORE_THREADING_HPP_
 
 #include <atomic>
 #include <chrono>
@@ -27,7 +27,7 @@
 #include <thread>
 #include <vector>
 
-#include "lowbit/detail/macros.hpp"
+#include "lowbit/detail/core/macros.hpp"
 
 #if defined(_OPENMP) && !defined(LOWBIT_NO_OPENMP)
 #include <omp.h>
@@ -171,4 +171,4 @@ void parallel_for(std::int64_t count, int threads, F&& f) {
 }  // namespace detail
 LOWBIT_END_NAMESPACE
 
-#endif  // LOWBIT_DETAIL_THREADING_HPP_
+#endif  // LOWBIT_DETAIL_CORE_THREADING_HPP_

@@ -1,5 +1,5 @@
 // SPDX-License-Identifier: Apache-2.0
-// detail/quantile_sketch.hpp: exact counts of float32 values in log-linear bins, the
+// detail/calib/quantile_sketch.hpp: exact counts of float32 values in log-linear bins, the
 // store behind percentile_observer (calibrate.hpp states the error bound).
 //
 // A value's bin is its float32 bit pattern with the low 12 mantissa bits dropped:
@@ -9,8 +9,8 @@
 // stored, as a sorted (key, count) list, so memory is at most min(distinct keys,
 // elements seen) and never depends on the range. Counting is exact and
 // order-independent: observing the data in any split gives the same sketch.
-#ifndef LOWBIT_DETAIL_QUANTILE_SKETCH_HPP_
-#define LOWBIT_DETAIL_QUANTILE_SKETCH_HPP_
+#ifndef LOWBIT_DETAIL_CALIB_QUANTILE_SKETCH_HPP_
+#define LOWBIT_DETAIL_CALIB_QUANTILE_SKETCH_HPP_
 
 #include <algorithm>
 #include <cfloat>
@@ -19,7 +19,7 @@
 #include <cstring>
 #include <vector>
 
-#include "lowbit/detail/macros.hpp"
+#include "lowbit/detail/core/macros.hpp"
 
 LOWBIT_BEGIN_NAMESPACE
 namespace detail {
@@ -179,4 +179,4 @@ struct quantile_sketch {
 }  // namespace detail
 LOWBIT_END_NAMESPACE
 
-#endif  // LOWBIT_DETAIL_QUANTILE_SKETCH_HPP_
+#endif  // LOWBIT_DETAIL_CALIB_QUANTILE_SKETCH_HPP_

@@ -1,5 +1,5 @@
 // SPDX-License-Identifier: Apache-2.0
-// detail/histogram.hpp: PyTorch 1.13's HistogramObserver, step by step in the float
+// detail/calib/histogram.hpp: PyTorch 1.13's HistogramObserver, step by step in the float
 // precision torch uses (torch/ao/quantization/observer.py: forward, _adjust_min_max,
 // _combine_histograms, _non_linear_param_search, _compute_quantization_error, plus
 // the CPU torch.histc kernel). calibrate.hpp documents the semantics and the two
@@ -14,8 +14,8 @@
 //                     next_alpha * total in double compared as float32; alpha/beta double
 //   error             bin widths double (Python floats from .item()), element-wise terms
 //                     float32 (a Python float meets a float32 tensor as float32)
-#ifndef LOWBIT_DETAIL_HISTOGRAM_HPP_
-#define LOWBIT_DETAIL_HISTOGRAM_HPP_
+#ifndef LOWBIT_DETAIL_CALIB_HISTOGRAM_HPP_
+#define LOWBIT_DETAIL_CALIB_HISTOGRAM_HPP_
 
 #include <algorithm>
 #include <cmath>
@@ -23,8 +23,8 @@
 #include <utility>
 #include <vector>
 
-#include "lowbit/detail/macros.hpp"
-#include "lowbit/detail/observe.hpp"
+#include "lowbit/detail/calib/observe.hpp"
+#include "lowbit/detail/core/macros.hpp"
 
 LOWBIT_BEGIN_NAMESPACE
 namespace detail {
@@ -277,4 +277,4 @@ struct torch_histogram {
 }  // namespace detail
 LOWBIT_END_NAMESPACE
 
-#endif  // LOWBIT_DETAIL_HISTOGRAM_HPP_
+#endif  // LOWBIT_DETAIL_CALIB_HISTOGRAM_HPP_

@@ -1,14 +1,15 @@
 // SPDX-License-Identifier: Apache-2.0
-// detail/storage.hpp: one logical element of quantized storage, read or written.
+// detail/quant/storage.hpp: one logical element of quantized storage, read or written.
 //
 // int8 / uint8: one byte per element. int4 / uint4: two per byte, element 2i in the
 // LOW nibble of byte i (PyTorch quint4x2, ONNX int4), two's complement for int4.
-#ifndef LOWBIT_DETAIL_STORAGE_HPP_
-#define LOWBIT_DETAIL_STORAGE_HPP_
+#ifndef LOWBIT_DETAIL_QUANT_STORAGE_HPP_
+#define LOWBIT_DETAIL_QUANT_STORAGE_HPP_
 
 #include <cstdint>
 
-#include "lowbit/detail/macros.hpp"
+#include "lowbit/detail/core/macros.hpp"
+#include "lowbit/error.hpp"
 #include "lowbit/quant_params.hpp"
 
 LOWBIT_BEGIN_NAMESPACE
@@ -45,7 +46,17 @@ inline std::int32_t load_stored(dtype t, const std::uint8_t* in, std::int64_t i)
   return 0;
 }
 
+/// Refuses a storage element type that does not match the dtype: int8 uses int8_t,
+/// uint8 / int4 / uint4 use uint8_t.
+inline void check_storage_type(dtype t, bool is_int8_t, const char* who) {
+  if (is_int8_t && t != dtype::int8)
+    fail(who, ": an int8_t buffer was given for dtype ", to_string(t),
+         " (uint8, int4 and uint4 use uint8_t storage)");
+  if (!is_int8_t && t == dtype::int8)
+    fail(who, ": a uint8_t buffer was given for dtype int8 (use int8_t storage)");
+}
+
 }  // namespace detail
 LOWBIT_END_NAMESPACE
 
-#endif  // LOWBIT_DETAIL_STORAGE_HPP_
+#endif  // LOWBIT_DETAIL_QUANT_STORAGE_HPP_

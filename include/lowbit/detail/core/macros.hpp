@@ -1,5 +1,5 @@
 // SPDX-License-Identifier: Apache-2.0
-// detail/macros.hpp: namespaces, target regions and small attribute macros.
+// detail/core/macros.hpp: namespaces, target regions and small attribute macros.
 //
 // Namespaces
 // ----------
@@ -20,8 +20,8 @@
 // region gets the target attribute; lambdas do not, so a lambda inside a kernel must
 // carry LOWBIT_TARGET_ATTR(...) itself. `__AVX2__`-style macros are NOT defined inside
 // a region in C++: never test them there.
-#ifndef LOWBIT_DETAIL_MACROS_HPP_
-#define LOWBIT_DETAIL_MACROS_HPP_
+#ifndef LOWBIT_DETAIL_CORE_MACROS_HPP_
+#define LOWBIT_DETAIL_CORE_MACROS_HPP_
 
 #include "lowbit/config.hpp"
 
@@ -121,4 +121,4 @@
 #define LOWBIT_UNLIKELY(x) (x)
 #endif
 
-#endif  // LOWBIT_DETAIL_MACROS_HPP_
+#endif  // LOWBIT_DETAIL_CORE_MACROS_HPP_

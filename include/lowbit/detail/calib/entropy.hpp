@@ -1,5 +1,5 @@
 // SPDX-License-Identifier: Apache-2.0
-// detail/entropy.hpp: the |x| histogram and the KL-divergence threshold search of
+// detail/calib/entropy.hpp: the |x| histogram and the KL-divergence threshold search of
 // TensorRT's entropy calibration (entropy_observer in calibrate.hpp documents the
 // semantics).
 //
@@ -11,15 +11,15 @@
 // That assumption moves a count by less than one fine bin, R / (16 * bins) <=
 // amax / (8 * bins): under 1/8 of a search bin. When R == amax (no range growth
 // after the first batch) the redistribution is an exact 16:1 merge.
-#ifndef LOWBIT_DETAIL_ENTROPY_HPP_
-#define LOWBIT_DETAIL_ENTROPY_HPP_
+#ifndef LOWBIT_DETAIL_CALIB_ENTROPY_HPP_
+#define LOWBIT_DETAIL_CALIB_ENTROPY_HPP_
 
 #include <algorithm>
 #include <cmath>
 #include <cstdint>
 #include <vector>
 
-#include "lowbit/detail/macros.hpp"
+#include "lowbit/detail/core/macros.hpp"
 
 LOWBIT_BEGIN_NAMESPACE
 namespace detail {
@@ -167,4 +167,4 @@ inline std::int64_t kl_argmin(const std::vector<double>& h, std::int64_t levels)
 }  // namespace detail
 LOWBIT_END_NAMESPACE
 
-#endif  // LOWBIT_DETAIL_ENTROPY_HPP_
+#endif  // LOWBIT_DETAIL_CALIB_ENTROPY_HPP_

@@ -1,5 +1,5 @@
 // SPDX-License-Identifier: Apache-2.0
-// detail/weight_only.hpp: y = x * dequant(W)^T + bias with f32 activations and packed
+// detail/gemm/weight_only.hpp: y = x * dequant(W)^T + bias with f32 activations and packed
 // int8 / int4 weights widened in registers (bitsandbytes / llama.cpp weight-only).
 //
 //   s8: y[m][n] = sw[n] * (sum_k x[m][k] * W[n][k]) + bias[n]
@@ -9,15 +9,15 @@
 // applied once per channel (per group for s4), the bias last. At M = 1 (decode) this
 // streams the packed weights once: 1 byte (s8) or half a byte (s4) per weight
 // instead of 4 for f32, which is where weight-only quantization gets its speed.
-#ifndef LOWBIT_DETAIL_WEIGHT_ONLY_HPP_
-#define LOWBIT_DETAIL_WEIGHT_ONLY_HPP_
+#ifndef LOWBIT_DETAIL_GEMM_WEIGHT_ONLY_HPP_
+#define LOWBIT_DETAIL_GEMM_WEIGHT_ONLY_HPP_
 
 #include <algorithm>
 #include <cstdint>
 
+#include "lowbit/detail/core/macros.hpp"
+#include "lowbit/detail/core/threading.hpp"
 #include "lowbit/detail/kernel_table.hpp"
-#include "lowbit/detail/macros.hpp"
-#include "lowbit/detail/threading.hpp"
 #include "lowbit/packed_weights.hpp"
 #include "lowbit/view.hpp"
 
@@ -77,4 +77,4 @@ inline void weight_only_gemm(const float* x, std::int64_t m, std::int64_t ldx,
 }  // namespace detail
 LOWBIT_END_NAMESPACE
 
-#endif  // LOWBIT_DETAIL_WEIGHT_ONLY_HPP_
+#endif  // LOWBIT_DETAIL_GEMM_WEIGHT_ONLY_HPP_

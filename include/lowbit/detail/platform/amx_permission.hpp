@@ -1,5 +1,5 @@
 // SPDX-License-Identifier: Apache-2.0
-// detail/amx_permission.hpp: asks Linux for permission to use AMX tile data, once.
+// detail/platform/amx_permission.hpp: asks Linux for permission to use AMX tile data, once.
 //
 // Since Linux 5.16 AMX tile data (XSTATE component 18, XTILEDATA, 8 KiB per thread)
 // is a *dynamically enabled* feature: XCR0 advertises it, but the first tile
@@ -17,10 +17,10 @@
 //
 // Note: ARCH_REQ_XCOMP_PERM is 0x1023. Some public code defines it as 0x1022, which
 // is ARCH_GET_XCOMP_PERM, and so never actually asks.
-#ifndef LOWBIT_DETAIL_AMX_PERMISSION_HPP_
-#define LOWBIT_DETAIL_AMX_PERMISSION_HPP_
+#ifndef LOWBIT_DETAIL_PLATFORM_AMX_PERMISSION_HPP_
+#define LOWBIT_DETAIL_PLATFORM_AMX_PERMISSION_HPP_
 
-#include "lowbit/detail/macros.hpp"
+#include "lowbit/detail/core/macros.hpp"
 
 #if LOWBIT_OS_LINUX && LOWBIT_ARCH_X86_64 && !defined(LOWBIT_DISABLE_AMX)
 #define LOWBIT_HAVE_AMX_PERMISSION_REQUEST 1
@@ -67,4 +67,4 @@ inline bool request_amx_permission() noexcept { return false; }
 }  // namespace detail
 LOWBIT_END_NAMESPACE
 
-#endif  // LOWBIT_DETAIL_AMX_PERMISSION_HPP_
+#endif  // LOWBIT_DETAIL_PLATFORM_AMX_PERMISSION_HPP_

@@ -1,9 +1,9 @@
 // SPDX-License-Identifier: Apache-2.0
-// detail/observe.hpp: plumbing shared by the observers of calibrate.hpp: how a
+// detail/calib/observe.hpp: plumbing shared by the observers of calibrate.hpp: how a
 // granularity splits an N-D view into segments, a strided walker over runs of one
 // segment, the validating min/max scan, and contraction-free float32 steps.
-#ifndef LOWBIT_DETAIL_OBSERVE_HPP_
-#define LOWBIT_DETAIL_OBSERVE_HPP_
+#ifndef LOWBIT_DETAIL_CALIB_OBSERVE_HPP_
+#define LOWBIT_DETAIL_CALIB_OBSERVE_HPP_
 
 #include <algorithm>
 #include <cfloat>
@@ -11,7 +11,7 @@
 #include <cstdint>
 #include <vector>
 
-#include "lowbit/detail/macros.hpp"
+#include "lowbit/detail/core/macros.hpp"
 #include "lowbit/error.hpp"
 #include "lowbit/quant_params.hpp"
 #include "lowbit/view.hpp"
@@ -207,4 +207,4 @@ struct range_state {
 }  // namespace detail
 LOWBIT_END_NAMESPACE
 
-#endif  // LOWBIT_DETAIL_OBSERVE_HPP_
+#endif  // LOWBIT_DETAIL_CALIB_OBSERVE_HPP_

@@ -1,5 +1,5 @@
 // SPDX-License-Identifier: Apache-2.0
-// detail/gemm_tile.hpp: what a fused microkernel needs to finish its tile in registers.
+// detail/gemm/tile.hpp: what a fused microkernel needs to finish its tile in registers.
 //
 // A fused kernel (arch/avx512_vnni/gemm_kernel.hpp) computes an MR x 16 NP block of raw
 // products P[m][n] = sum_k a'[m][k] * W[n][k] and turns it into output values before
@@ -7,7 +7,7 @@
 // the kernel). Everything that depends only on the call is resolved once, by the
 // driver, into a tile_epilogue; everything that depends on the tile (rows m, the 16
 // channels of panel p) is an index into it. The math, per output element (the same
-// operations, in the same order, as detail/raw_tile.hpp and lowbit::reference::gemm):
+// operations, in the same order, as detail/gemm/raw_tile.hpp and lowbit::reference::gemm):
 //
 //   s8:  v = P - za' * colsum[n]                                   (uint32 wrap, exact)
 //            [- zw[n] * rowsum[m] + K * za' * zw[n]]               (affine weights)
@@ -32,7 +32,7 @@
 #include <cstdint>
 #include <cstring>
 
-#include "lowbit/detail/macros.hpp"
+#include "lowbit/detail/core/macros.hpp"
 
 LOWBIT_BEGIN_NAMESPACE
 namespace detail {

@@ -1,5 +1,5 @@
 // SPDX-License-Identifier: Apache-2.0
-// detail/cpu_features.hpp: what this CPU and OS let lowbit run, detected once per process.
+// detail/platform/cpu_features.hpp: what this CPU and OS let lowbit run, detected once per process.
 //
 // A feature counts only when the CPU reports it (CPUID) AND the OS saves the register
 // state it uses (XCR0, read with XGETBV after checking OSXSAVE). A CPU bit without
@@ -19,7 +19,7 @@
 //   amx_int8         (7,0).EDX[25]                       17, 18
 //
 // amx_permitted additionally records that Linux granted XTILEDATA to this process
-// (detail/amx_permission.hpp). The request is made here, lazily, during the first
+// (detail/platform/amx_permission.hpp). The request is made here, lazily, during the first
 // detection, and only when the CPU and XCR0 report both AMX bits.
 //
 // Each flag is reported on its own: combining them into instruction sets (AVX-VNNI
@@ -34,14 +34,14 @@
 // Each lowbit ABI namespace (macros.hpp) and each DSO built with hidden visibility
 // has its own copy; that is harmless because detection is idempotent and the AMX
 // grant is process-wide.
-#ifndef LOWBIT_DETAIL_CPU_FEATURES_HPP_
-#define LOWBIT_DETAIL_CPU_FEATURES_HPP_
+#ifndef LOWBIT_DETAIL_PLATFORM_CPU_FEATURES_HPP_
+#define LOWBIT_DETAIL_PLATFORM_CPU_FEATURES_HPP_
 
 #include <cstdint>
 
-#include "lowbit/detail/amx_permission.hpp"
-#include "lowbit/detail/cpuid.hpp"
-#include "lowbit/detail/macros.hpp"
+#include "lowbit/detail/core/macros.hpp"
+#include "lowbit/detail/platform/amx_permission.hpp"
+#include "lowbit/detail/platform/cpuid.hpp"
 
 #if LOWBIT_HAVE_CPUID && defined(__APPLE__)
 #include <sys/sysctl.h>
@@ -126,4 +126,4 @@ inline const cpu_features& detected_cpu_features() noexcept {
 }  // namespace detail
 LOWBIT_END_NAMESPACE
 
-#endif  // LOWBIT_DETAIL_CPU_FEATURES_HPP_
+#endif  // LOWBIT_DETAIL_PLATFORM_CPU_FEATURES_HPP_

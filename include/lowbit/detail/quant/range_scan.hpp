@@ -1,5 +1,5 @@
 // SPDX-License-Identifier: Apache-2.0
-// detail/range_scan.hpp: min, max and "is everything finite" of a float run, in one read.
+// detail/quant/range_scan.hpp: min, max and "is everything finite" of a float run, in one read.
 //
 // Eight independent lanes (the compiler vectorizes the fixed-width inner loop at any
 // baseline: SSE2, AVX2, NEON). Non-finite values are detected without a branch:
@@ -7,13 +7,13 @@
 // exactly while every value it saw was finite. Min and max are exact whatever the
 // order (only the sign of a zero result may differ, which no caller depends on: a
 // zero range endpoint is clamped against 0 by every quantization rule).
-#ifndef LOWBIT_DETAIL_RANGE_SCAN_HPP_
-#define LOWBIT_DETAIL_RANGE_SCAN_HPP_
+#ifndef LOWBIT_DETAIL_QUANT_RANGE_SCAN_HPP_
+#define LOWBIT_DETAIL_QUANT_RANGE_SCAN_HPP_
 
 #include <cmath>
 #include <cstdint>
 
-#include "lowbit/detail/macros.hpp"
+#include "lowbit/detail/core/macros.hpp"
 
 LOWBIT_BEGIN_NAMESPACE
 namespace detail {
@@ -58,4 +58,4 @@ inline std::int64_t scan_range(const float* x, std::int64_t n, float& mn, float&
 }  // namespace detail
 LOWBIT_END_NAMESPACE
 
-#endif  // LOWBIT_DETAIL_RANGE_SCAN_HPP_
+#endif  // LOWBIT_DETAIL_QUANT_RANGE_SCAN_HPP_

@@ -1,5 +1,5 @@
 // SPDX-License-Identifier: Apache-2.0
-// sequential.hpp: a small layer container, so an MLP is a few lines and switches
+// layers/sequential.hpp: a small layer container, so an MLP is a few lines and switches
 // between float and any quantized mode with one call.
 //
 //   lowbit::sequential mlp;
@@ -20,8 +20,8 @@
 // parameters; other activations (sigmoid, GELU, softmax) run in float between a
 // dequantize and the next layer's quantize, where PyTorch would use its quantized
 // kernels.
-#ifndef LOWBIT_SEQUENTIAL_HPP_
-#define LOWBIT_SEQUENTIAL_HPP_
+#ifndef LOWBIT_LAYERS_SEQUENTIAL_HPP_
+#define LOWBIT_LAYERS_SEQUENTIAL_HPP_
 
 #include <cstdint>
 #include <memory>
@@ -30,12 +30,12 @@
 #include <variant>
 #include <vector>
 
-#include "lowbit/activations.hpp"
 #include "lowbit/calibrate.hpp"
-#include "lowbit/detail/macros.hpp"
+#include "lowbit/detail/core/macros.hpp"
 #include "lowbit/eigen.hpp"
 #include "lowbit/error.hpp"
-#include "lowbit/linear.hpp"
+#include "lowbit/layers/activations.hpp"
+#include "lowbit/layers/linear.hpp"
 
 LOWBIT_BEGIN_NAMESPACE
 
@@ -373,4 +373,4 @@ class sequential {
 
 LOWBIT_END_NAMESPACE
 
-#endif  // LOWBIT_SEQUENTIAL_HPP_
+#endif  // LOWBIT_LAYERS_SEQUENTIAL_HPP_

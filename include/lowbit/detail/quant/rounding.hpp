@@ -1,5 +1,5 @@
 // SPDX-License-Identifier: Apache-2.0
-// detail/rounding.hpp: THE place where lowbit rounds a number. Every kernel, fast
+// detail/quant/rounding.hpp: THE place where lowbit rounds a number. Every kernel, fast
 // path and layer reproduces these definitions bit for bit; reference.hpp spells
 // them out over whole tensors with these helpers.
 //
@@ -30,13 +30,13 @@
 //       correctly rounded; see ../shared/notes/field-anchors.md §4.4.
 //       quantize_multiplier() encodes a real M exactly like TFLite's
 //       QuantizeMultiplier (frexp, round half away from zero on the Q0.31 mantissa).
-#ifndef LOWBIT_DETAIL_ROUNDING_HPP_
-#define LOWBIT_DETAIL_ROUNDING_HPP_
+#ifndef LOWBIT_DETAIL_QUANT_ROUNDING_HPP_
+#define LOWBIT_DETAIL_QUANT_ROUNDING_HPP_
 
 #include <cmath>
 #include <cstdint>
 
-#include "lowbit/detail/macros.hpp"
+#include "lowbit/detail/core/macros.hpp"
 
 LOWBIT_BEGIN_NAMESPACE
 namespace detail {
@@ -88,4 +88,4 @@ inline std::int32_t requantize_fixed_one(std::int32_t acc, fixed_point_multiplie
 }  // namespace detail
 LOWBIT_END_NAMESPACE
 
-#endif  // LOWBIT_DETAIL_ROUNDING_HPP_
+#endif  // LOWBIT_DETAIL_QUANT_ROUNDING_HPP_

@@ -1,5 +1,5 @@
 // SPDX-License-Identifier: Apache-2.0
-// detail/gemm_driver.hpp: validation, activation preparation and the loop nest of
+// detail/gemm/driver.hpp: validation, activation preparation and the loop nest of
 // lowbit::gemm (and of the layers, which prepare activations themselves), one for
 // every ISA.
 //
@@ -14,9 +14,9 @@
 //     for each group of up to s8_panels panels (s4, decode: one) of this thread
 //     for m0 in mb, mb + MR, ...                       (MR rows of the table's tile)
 //       s8_tile[rows][panels] / s4_tile[rows][int32 out]: all of K (all groups), then
-//       the epilogue, output written (detail/gemm_tile.hpp has the math)
+//       the epilogue, output written (detail/gemm/tile.hpp has the math)
 //
-// Tiles are plain functions in target regions (or detail/raw_tile.hpp's adapters of
+// Tiles are plain functions in target regions (or detail/gemm/raw_tile.hpp's adapters of
 // int32 kernels), reached through the kernel table of the weights' ISA
 // (detail/kernel_table.hpp, arch/<isa>/kernels.hpp) once per tile: the driver itself is
 // baseline code, so it never executes an instruction the CPU lacks, and it has no ISA
@@ -33,12 +33,12 @@
 #include <type_traits>
 #include <vector>
 
-#include "lowbit/detail/aligned_buffer.hpp"
-#include "lowbit/detail/gemm_tile.hpp"
+#include "lowbit/detail/core/aligned_buffer.hpp"
+#include "lowbit/detail/core/macros.hpp"
+#include "lowbit/detail/core/threading.hpp"
+#include "lowbit/detail/gemm/tile.hpp"
 #include "lowbit/detail/kernel_table.hpp"
-#include "lowbit/detail/macros.hpp"
-#include "lowbit/detail/rounding.hpp"
-#include "lowbit/detail/threading.hpp"
+#include "lowbit/detail/quant/rounding.hpp"
 #include "lowbit/error.hpp"
 #include "lowbit/gemm_types.hpp"
 #include "lowbit/isa.hpp"
@@ -319,7 +319,7 @@ inline int useful_threads(int threads, std::int64_t m, std::int64_t n, std::int6
   return static_cast<int>(std::min<std::int64_t>(threads, most));
 }
 
-/// The per-call terms of the tiles' epilogue (detail/gemm_tile.hpp).
+/// The per-call terms of the tiles' epilogue (detail/gemm/tile.hpp).
 inline tile_epilogue make_tile_epilogue(const gemm_call& c, const prepared_activations& a) {
   const packed_weights& w = *c.w;
   const epilogue& e = *c.e;

@@ -1,5 +1,5 @@
 // SPDX-License-Identifier: Apache-2.0
-// qat.hpp: quantization-aware training helpers: fake-quantize forward, the
+// layers/qat.hpp: quantization-aware training helpers: fake-quantize forward, the
 // straight-through-estimator backward, LSQ scale/zero-point gradients, and a small
 // stateful fake_quant in the spirit of torch.ao.quantization.FakeQuantize.
 //
@@ -15,7 +15,7 @@
 //
 // y is a float, but it only takes the 2^b values the integer model can represent.
 // lowbit computes each element with detail::quantize_one and detail::dequantize_one
-// (detail/rounding.hpp), so fake_quantize(x) is BIT-IDENTICAL to
+// (detail/quant/rounding.hpp), so fake_quantize(x) is BIT-IDENTICAL to
 // lowbit::dequantize(lowbit::quantize(x)) for every dtype, granularity and view: the
 // numbers the converted model produces are the numbers it was trained with.
 //
@@ -136,8 +136,8 @@
 // strides) - y == x for an in-place fake-quantize, grad_x == grad_y or grad_x == x -
 // since each element is read before it is written. Outputs that partially overlap an
 // input are not supported.
-#ifndef LOWBIT_QAT_HPP_
-#define LOWBIT_QAT_HPP_
+#ifndef LOWBIT_LAYERS_QAT_HPP_
+#define LOWBIT_LAYERS_QAT_HPP_
 
 #include <array>
 #include <cmath>
@@ -152,10 +152,10 @@
 
 #include "lowbit/calibrate.hpp"
 #include "lowbit/choose_qparams.hpp"
-#include "lowbit/detail/macros.hpp"
-#include "lowbit/detail/observe.hpp"
-#include "lowbit/detail/param_index.hpp"
-#include "lowbit/detail/rounding.hpp"
+#include "lowbit/detail/calib/observe.hpp"
+#include "lowbit/detail/core/macros.hpp"
+#include "lowbit/detail/quant/param_index.hpp"
+#include "lowbit/detail/quant/rounding.hpp"
 #include "lowbit/error.hpp"
 #include "lowbit/isa.hpp"
 #include "lowbit/quant_params.hpp"
@@ -533,4 +533,4 @@ class fake_quant {
 
 LOWBIT_END_NAMESPACE
 
-#endif  // LOWBIT_QAT_HPP_
+#endif  // LOWBIT_LAYERS_QAT_HPP_
