@@ -5,10 +5,12 @@
 # <Eigen/Dense> (the reference the issue measures against), best of N runs each.
 #
 #   benchmarks/compile_cost.sh [runs] [extra compiler flags...]
-#   e.g. benchmarks/compile_cost.sh 3
-#        benchmarks/compile_cost.sh 3 -DLOWBIT_SEPARATE_KERNELS
+#   e.g. benchmarks/compile_cost.sh 5
+#        benchmarks/compile_cost.sh 5 -DLOWBIT_SEPARATE_KERNELS
+#        LOWBIT_ROOT=/path/to/other/checkout benchmarks/compile_cost.sh 5
+# Seconds are user + system CPU time (less sensitive to a busy machine than wall time).
 set -euo pipefail
-root=$(cd "$(dirname "$0")/.." && pwd)
+root=${LOWBIT_ROOT:-$(cd "$(dirname "$0")/.." && pwd)}
 runs=${1:-3}
 shift || true
 cxx=${CXX:-g++}
@@ -16,10 +18,10 @@ tmp=$(mktemp -d)
 trap 'rm -rf "$tmp"' EXIT
 headers=("Eigen/Dense" "lowbit/gemm.hpp" "lowbit/quantize.hpp" "lowbit/layers/linear.hpp"
          "lowbit/lowbit.hpp" "lowbit/io.hpp")
-printf '%-22s %8s %8s %10s\n' header seconds "x Eigen" "peak MB"
+printf '%-26s %8s %8s %10s\n' header seconds "x Eigen" "peak MB"
 eigen_s=""
 for h in "${headers[@]}"; do
-  [ "$h" = "lowbit/io.hpp" ] && [ ! -f "$root/include/$h" ] && continue
+  case "$h" in lowbit/*) [ -f "$root/include/$h" ] || continue ;; esac
   printf '#include <%s>\nint main() {}\n' "$h" > "$tmp/tu.cpp"
   best=""; best_kb=""
   for _ in $(seq "$runs"); do
@@ -31,5 +33,5 @@ for h in "${headers[@]}"; do
   done
   [ "$h" = "Eigen/Dense" ] && eigen_s=$best
   ratio=$(awk -v a="$best" -v b="$eigen_s" 'BEGIN { printf "%.2f", a / b }')
-  printf '%-22s %8s %8s %10d\n' "$h" "$best" "$ratio" $((best_kb / 1024))
+  printf '%-26s %8s %8s %10d\n' "$h" "$best" "$ratio" $((best_kb / 1024))
 done

@@ -49,12 +49,24 @@
 #endif
 
 // ---- ABI namespace --------------------------------------------------------------
+// LOWBIT_SEPARATE_KERNELS (arch/tables.hpp) changes what the headers contain, so it is
+// part of the tag too: TUs of the two modes share no lowbit symbol either.
+#if defined(LOWBIT_SEPARATE_KERNELS)
+#if defined(__AVX512F__)
+#define LOWBIT_ABI_NS v0_avx512_sk
+#elif defined(__AVX2__)
+#define LOWBIT_ABI_NS v0_avx2_sk
+#else
+#define LOWBIT_ABI_NS v0_base_sk
+#endif
+#else
 #if defined(__AVX512F__)
 #define LOWBIT_ABI_NS v0_avx512
 #elif defined(__AVX2__)
 #define LOWBIT_ABI_NS v0_avx2
 #else
 #define LOWBIT_ABI_NS v0_base
+#endif
 #endif
 
 #define LOWBIT_BEGIN_NAMESPACE \
