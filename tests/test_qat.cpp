@@ -14,7 +14,7 @@
 
 #include "lowbit/calibrate.hpp"
 #include "lowbit/choose_qparams.hpp"
-#include "lowbit/detail/quant/param_index.hpp"
+#include "lowbit/detail/quant/walk.hpp"
 #include "lowbit/layers/qat.hpp"
 #include "lowbit/quantize.hpp"
 #include "support/isa_sweep.hpp"
@@ -63,7 +63,7 @@ std::vector<float> make_values(const quant_params& p, const std::vector<std::int
                                const std::vector<std::int64_t>& strides, std::size_t size,
                                std::mt19937& r) {
   std::vector<float> buf(size, 12345.0f);
-  const lowbit::detail::param_layout layout(p, shape);
+  const lowbit::detail::segmentation layout = lowbit::detail::segmentation_of(p, shape);
   std::uniform_real_distribution<float> u(-1.0f, 1.0f);
   lowbit::detail::for_each_index(
       shape, strides, [&](std::int64_t flat, std::int64_t off, const std::int64_t* idx) {
@@ -335,7 +335,7 @@ TEST_CASE("STE backward over strided views, in place on grad_y", "[qat]") {
                                  tensor_view<float>(gx.data(), shape));
   tensor_view<float> gv(g.data(), shape, st);
   lowbit::fake_quantize_backward(xv, p, gv, gv);
-  const lowbit::detail::param_layout layout(p, shape);
+  const lowbit::detail::segmentation layout = lowbit::detail::segmentation_of(p, shape);
   int passed = 0, blocked = 0;
   lowbit::detail::for_each_index(
       shape, st, [&](std::int64_t flat, std::int64_t off, const std::int64_t* idx) {
@@ -439,7 +439,7 @@ TEST_CASE("LSQ: each pair's gradient is the sum of its per-element terms", "[qat
                                              tensor_view<float>(gx.data(), c.shape), gf);
       // Independent per-element terms (torch's expressions, lowbit's q), summed in double in
       // logical order.
-      const lowbit::detail::param_layout layout(p, c.shape);
+      const lowbit::detail::segmentation layout = lowbit::detail::segmentation_of(p, c.shape);
       std::vector<double> ds(p.scales.size(), 0.0), dz(p.scales.size(), 0.0);
       int in = 0, out = 0;
       lowbit::detail::for_each_index(

@@ -1,5 +1,6 @@
 // SPDX-License-Identifier: Apache-2.0
-// eigen.hpp: Eigen adapters: lowbit's matrix types and views of Eigen matrices.
+// eigen.hpp: Eigen adapters: lowbit's matrix types and views of Eigen matrices
+// (gemm on Eigen matrices: gemm_eigen.hpp).
 //
 // lowbit computes on row-major data (K contiguous per token, W [N x K] contiguous per
 // output channel, as torch.nn.Linear). matrixf is the row-major float matrix the layer
@@ -13,7 +14,6 @@
 #include <cstdint>
 
 #include "lowbit/detail/core/macros.hpp"
-#include "lowbit/gemm.hpp"
 #include "lowbit/view.hpp"
 
 LOWBIT_BEGIN_NAMESPACE
@@ -38,25 +38,6 @@ inline tensor_view<const float> view(const matrixf& m) { return view<float>(m); 
 /// A span over a vector's coefficients (no copy).
 inline span<const float> view(const vectorf& v) {
   return span<const float>(v.data(), static_cast<std::size_t>(v.size()));
-}
-
-/// gemm with uint8 activations in an Eigen matrix: returns the int32 accumulators.
-inline matrix_s32 gemm_s32(const Eigen::Ref<const matrix_u8>& x, std::int32_t zero_point,
-                           const packed_weights& w, const gemm_context& ctx = {}) {
-  matrix_s32 y(x.rows(), w.n());
-  gemm(activations::u8(x.data(), x.rows(), x.cols(), x.outerStride(), zero_point), w,
-       epilogue::int32(), output(y.data(), w.n()), ctx);
-  return y;
-}
-
-/// gemm with uint8 activations in an Eigen matrix and the f32 epilogue.
-inline matrixf gemm_f32(const Eigen::Ref<const matrix_u8>& x, std::int32_t zero_point,
-                        span<const float> scales, const packed_weights& w, const epilogue& e,
-                        const gemm_context& ctx = {}) {
-  matrixf y(x.rows(), w.n());
-  gemm(activations::u8(x.data(), x.rows(), x.cols(), x.outerStride(), zero_point, scales), w, e,
-       output(y.data(), w.n()), ctx);
-  return y;
 }
 
 LOWBIT_END_NAMESPACE

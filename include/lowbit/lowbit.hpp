@@ -11,6 +11,7 @@
 #include "lowbit/eigen.hpp"
 #include "lowbit/error.hpp"
 #include "lowbit/gemm.hpp"
+#include "lowbit/gemm_eigen.hpp"
 #include "lowbit/gemm_types.hpp"
 #include "lowbit/isa.hpp"
 #include "lowbit/layers/activations.hpp"

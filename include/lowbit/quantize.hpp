@@ -36,8 +36,8 @@
 #include "lowbit/arch/tables.hpp"
 #include "lowbit/detail/core/macros.hpp"
 #include "lowbit/detail/kernel_table.hpp"
-#include "lowbit/detail/quant/param_index.hpp"
 #include "lowbit/detail/quant/rounding.hpp"
+#include "lowbit/detail/quant/walk.hpp"
 #include "lowbit/error.hpp"
 #include "lowbit/isa.hpp"
 #include "lowbit/quant_params.hpp"
@@ -120,53 +120,6 @@ inline void check_finite(const kernel_table& kt, const tensor_view<const float>&
   fail(who, ": non-finite value ", v, " at index ", i);
 }
 
-/// Calls row(outer_flat, x_offset, outer_index) for every innermost row of a view
-/// (rank >= 1).
-template <class F>
-inline void for_each_row(const std::vector<std::int64_t>& shape,
-                         const std::vector<std::int64_t>& strides, F&& row) {
-  const std::vector<std::int64_t> oshape(shape.begin(), shape.end() - 1);
-  const std::vector<std::int64_t> ostrides(strides.begin(), strides.end() - 1);
-  for_each_index(oshape, ostrides, std::forward<F>(row));
-}
-
-inline bool rows_are_unit_stride(const std::vector<std::int64_t>& shape,
-                                 const std::vector<std::int64_t>& strides) noexcept {
-  return !shape.empty() && (strides.back() == 1 || shape.back() <= 1);
-}
-
-/// The walk shared by quantize and dequantize: calls run(row, start, cols, k, vec)
-/// for each stretch of one innermost row that shares parameters (vec: per-element
-/// parameters from index k on; else parameter k for the whole stretch).
-template <class F>
-inline void for_each_param_run(const quant_params& p, const std::vector<std::int64_t>& shape,
-                               const std::vector<std::int64_t>& strides, F&& run) {
-  const param_layout layout(p, shape);
-  const std::int64_t cols = shape.back();
-  const int last = static_cast<int>(shape.size()) - 1;
-  for_each_row(shape, strides, [&](std::int64_t r, std::int64_t off, const std::int64_t* idx) {
-    const std::int64_t start = r * cols;
-    switch (layout.kind) {
-      case granularity::kind::per_tensor:
-        run(off, start, cols, std::size_t{0}, false);
-        break;
-      case granularity::kind::per_channel:
-        if (layout.axis == last) {
-          run(off, start, cols, std::size_t{0}, true);
-        } else {
-          run(off, start, cols, static_cast<std::size_t>(idx[layout.axis]), false);
-        }
-        break;
-      case granularity::kind::per_group:
-        for (std::int64_t g = 0; g < layout.groups_per_row; ++g)
-          run(off + g * layout.group_size * strides.back(), start + g * layout.group_size,
-              layout.group_size, static_cast<std::size_t>(idx[0] * layout.groups_per_row + g),
-              false);
-        break;
-    }
-  });
-}
-
 template <bool Nan>
 inline void quantize_into(const kernel_table& kt, const tensor_view<const float>& x,
                           const quant_params& p, std::uint8_t* out) {
@@ -184,27 +137,28 @@ inline void quantize_into(const kernel_table& kt, const tensor_view<const float>
     quantize_run<false, Nan>(kt, t, x.data, n, nullptr, nullptr, inv[0], zpf[0], lo, hi, out, 0);
     return;
   }
-  // Rows whose last dimension is strided are gathered into a contiguous row first,
-  // so every layout runs the same kernels.
-  const bool gather = !rows_are_unit_stride(x.shape, x.strides);
-  std::vector<float> row(gather ? static_cast<std::size_t>(x.shape.back()) : 0);
+  // Runs whose elements are strided are gathered into a contiguous row first, so
+  // every layout runs the same kernels (detail/quant/walk.hpp has the walk).
   const std::int64_t step = x.strides.back();
-  for_each_param_run(
-      p, x.shape, x.strides,
-      [&](std::int64_t off, std::int64_t start, std::int64_t len, std::size_t k, bool vec) {
-        const float* src = x.data + off;
-        if (gather) {
-          for (std::int64_t i = 0; i < len; ++i) row[static_cast<std::size_t>(i)] = src[i * step];
-          src = row.data();
-        }
-        if (vec) {
-          quantize_run<true, Nan>(kt, t, src, len, inv.data() + k, zpf.data() + k, 0, 0, lo, hi,
-                                  out, start);
-        } else {
-          quantize_run<false, Nan>(kt, t, src, len, nullptr, nullptr, inv[k], zpf[k], lo, hi, out,
-                                   start);
-        }
-      });
+  std::vector<float> row(step == 1 ? 0 : static_cast<std::size_t>(x.shape.back()));
+  for_each_segment_run(x.shape, x.strides, segmentation_of(p, x.shape),
+                       [&](std::int64_t seg, std::int64_t off, std::int64_t len, std::int64_t start,
+                           bool per_element) {
+                         const float* src = x.data + off;
+                         if (step != 1) {
+                           for (std::int64_t i = 0; i < len; ++i)
+                             row[static_cast<std::size_t>(i)] = src[i * step];
+                           src = row.data();
+                         }
+                         const auto k = static_cast<std::size_t>(seg);
+                         if (per_element) {
+                           quantize_run<true, Nan>(kt, t, src, len, inv.data() + k, zpf.data() + k,
+                                                   0, 0, lo, hi, out, start);
+                         } else {
+                           quantize_run<false, Nan>(kt, t, src, len, nullptr, nullptr, inv[k],
+                                                    zpf[k], lo, hi, out, start);
+                         }
+                       });
 }
 
 inline void quantize_checked(const kernel_table& kt, const tensor_view<const float>& x,
@@ -241,24 +195,25 @@ inline void dequantize_checked(const kernel_table& kt, const std::uint8_t* q, st
     dequantize_run<false>(kt, t, q, 0, n, nullptr, nullptr, p.scales[0], zpf[0], out.data);
     return;
   }
-  // Strided rows are dequantized into a contiguous row, then scattered.
-  const bool scatter = !rows_are_unit_stride(out.shape, out.strides);
-  std::vector<float> row(scatter ? static_cast<std::size_t>(out.shape.back()) : 0);
+  // Strided runs are dequantized into a contiguous row, then scattered.
   const std::int64_t step = out.strides.back();
-  for_each_param_run(
-      p, out.shape, out.strides,
-      [&](std::int64_t off, std::int64_t start, std::int64_t len, std::size_t k, bool vec) {
-        float* dst = scatter ? row.data() : out.data + off;
-        if (vec) {
-          dequantize_run<true>(kt, t, q, start, len, p.scales.data() + k, zpf.data() + k, 0, 0,
-                               dst);
-        } else {
-          dequantize_run<false>(kt, t, q, start, len, nullptr, nullptr, p.scales[k], zpf[k], dst);
-        }
-        if (scatter)
-          for (std::int64_t i = 0; i < len; ++i)
-            out.data[off + i * step] = row[static_cast<std::size_t>(i)];
-      });
+  std::vector<float> row(step == 1 ? 0 : static_cast<std::size_t>(out.shape.back()));
+  for_each_segment_run(out.shape, out.strides, segmentation_of(p, out.shape),
+                       [&](std::int64_t seg, std::int64_t off, std::int64_t len, std::int64_t start,
+                           bool per_element) {
+                         float* dst = step != 1 ? row.data() : out.data + off;
+                         const auto k = static_cast<std::size_t>(seg);
+                         if (per_element) {
+                           dequantize_run<true>(kt, t, q, start, len, p.scales.data() + k,
+                                                zpf.data() + k, 0, 0, dst);
+                         } else {
+                           dequantize_run<false>(kt, t, q, start, len, nullptr, nullptr,
+                                                 p.scales[k], zpf[k], dst);
+                         }
+                         if (step != 1)
+                           for (std::int64_t i = 0; i < len; ++i)
+                             out.data[off + i * step] = row[static_cast<std::size_t>(i)];
+                       });
 }
 
 }  // namespace detail

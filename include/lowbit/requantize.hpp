@@ -18,9 +18,9 @@
 #include <vector>
 
 #include "lowbit/detail/core/macros.hpp"
-#include "lowbit/detail/quant/param_index.hpp"
 #include "lowbit/detail/quant/rounding.hpp"
 #include "lowbit/detail/quant/storage.hpp"
+#include "lowbit/detail/quant/walk.hpp"
 #include "lowbit/error.hpp"
 #include "lowbit/quant_params.hpp"
 #include "lowbit/view.hpp"

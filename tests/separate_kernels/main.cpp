@@ -40,7 +40,8 @@ int main() {
     ++isas;
     lowbit::set_max_isa(i);
     // GEMM, f32 epilogue, against the reference
-    const auto pw = lowbit::packed_weights::pack_s8(w.data(), N, K, K, lowbit::span<const float>(sw));
+    const auto pw =
+        lowbit::packed_weights::pack_s8(w.data(), N, K, K, lowbit::span<const float>(sw));
     const auto a = lowbit::activations::u8(x.data(), M, K, K, 120, lowbit::span<const float>(sx));
     std::vector<float> y(static_cast<std::size_t>(M * N)), r(y.size());
     lowbit::gemm(a, pw, lowbit::epilogue::f32(), lowbit::output(y.data(), N));

@@ -154,8 +154,8 @@
 #include "lowbit/choose_qparams.hpp"
 #include "lowbit/detail/calib/observe.hpp"
 #include "lowbit/detail/core/macros.hpp"
-#include "lowbit/detail/quant/param_index.hpp"
 #include "lowbit/detail/quant/rounding.hpp"
+#include "lowbit/detail/quant/walk.hpp"
 #include "lowbit/error.hpp"
 #include "lowbit/isa.hpp"
 #include "lowbit/quant_params.hpp"
@@ -209,31 +209,6 @@ inline void check_qat_input(const char* who, const tensor_view<const float>& x,
     check_finite(detail::best_table(), x, who);
 }
 
-/// Calls f(offsets, multi_index) for every element of `shape` in row-major logical
-/// order; offsets[k] is the element's offset in a view with strides `strides[k]`.
-template <std::size_t N, class F>
-void for_each_index_n(const std::vector<std::int64_t>& shape,
-                      const std::array<const std::vector<std::int64_t>*, N>& strides, F&& f) {
-  const std::size_t r = shape.size();
-  for (auto e : shape)
-    if (e == 0) return;
-  std::vector<std::int64_t> idx(r, 0);
-  std::array<std::int64_t, N> off{};
-  for (;;) {
-    f(off, idx.data());
-    std::size_t d = r;
-    for (;;) {
-      if (d == 0) return;
-      --d;
-      ++idx[d];
-      for (std::size_t k = 0; k < N; ++k) off[k] += (*strides[k])[d];
-      if (idx[d] < shape[d]) break;
-      for (std::size_t k = 0; k < N; ++k) off[k] -= (*strides[k])[d] * shape[d];
-      idx[d] = 0;
-    }
-  }
-}
-
 /// Per-pair constants, resolved once per call.
 struct qat_consts {
   std::vector<float> scale, inv, zpf;
@@ -275,7 +250,7 @@ inline void fake_quantize(tensor_view<const float> x, const quant_params& p, ten
   constexpr const char* who = "fake_quantize";
   detail::check_qat_input(who, x, p, o);
   detail::check_same_shape(who, "y", y, x);
-  const detail::param_layout layout(p, x.shape);
+  const detail::segmentation layout = detail::segmentation_of(p, x.shape);
   const detail::qat_consts c(p);
   const bool sat = o.nonfinite == nonfinite_policy::saturate;
   detail::for_each_index_n<2>(x.shape, {&x.strides, &y.strides},
@@ -311,7 +286,7 @@ inline void fake_quantize_backward(tensor_view<const float> x, const quant_param
   detail::check_qat_input(who, x, p, o);
   detail::check_same_shape(who, "grad_y", grad_y, x);
   detail::check_same_shape(who, "grad_x", grad_x, x);
-  const detail::param_layout layout(p, x.shape);
+  const detail::segmentation layout = detail::segmentation_of(p, x.shape);
   const detail::qat_consts c(p);
   const bool sat = o.nonfinite == nonfinite_policy::saturate;
   detail::for_each_index_n<3>(x.shape, {&x.strides, &grad_y.strides, &grad_x.strides},
@@ -337,7 +312,7 @@ inline lsq_grads fake_quantize_lsq_backward(tensor_view<const float> x, const qu
   detail::check_same_shape(who, "grad_x", grad_x, x);
   if (!std::isfinite(grad_factor))
     detail::fail(who, ": grad_factor must be finite, got ", grad_factor);
-  const detail::param_layout layout(p, x.shape);
+  const detail::segmentation layout = detail::segmentation_of(p, x.shape);
   const detail::qat_consts c(p);
   const bool sat = o.nonfinite == nonfinite_policy::saturate;
   const std::size_t np = p.scales.size();

@@ -15,9 +15,9 @@
 #include <vector>
 
 #include "lowbit/detail/core/macros.hpp"
-#include "lowbit/detail/quant/param_index.hpp"
 #include "lowbit/detail/quant/rounding.hpp"
 #include "lowbit/detail/quant/storage.hpp"
+#include "lowbit/detail/quant/walk.hpp"
 #include "lowbit/quant_params.hpp"
 #include "lowbit/view.hpp"
 
@@ -42,7 +42,7 @@ inline std::int32_t load(dtype t, const std::uint8_t* in, std::int64_t i) noexce
 /// otherwise x must be finite.
 inline void quantize(tensor_view<const float> x, const quant_params& p, std::uint8_t* out,
                      bool saturate_nonfinite = false) {
-  const detail::param_layout layout(p, x.shape);
+  const detail::segmentation layout = detail::segmentation_of(p, x.shape);
   std::vector<float> inv(p.scales.size());
   for (std::size_t i = 0; i < inv.size(); ++i) inv[i] = 1.0f / p.scales[i];
   const std::int64_t n = x.numel();
@@ -60,7 +60,7 @@ inline void quantize(tensor_view<const float> x, const quant_params& p, std::uin
 /// dequantize: x = (q - zero_point) * scale, from storage into the view `out`
 /// (whose shape gives the logical shape).
 inline void dequantize(const std::uint8_t* q, const quant_params& p, tensor_view<float> out) {
-  const detail::param_layout layout(p, out.shape);
+  const detail::segmentation layout = detail::segmentation_of(p, out.shape);
   detail::for_each_index(
       out.shape, out.strides, [&](std::int64_t flat, std::int64_t off, const std::int64_t* idx) {
         const auto k = static_cast<std::size_t>(layout.index(idx));

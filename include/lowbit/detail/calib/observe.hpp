@@ -1,7 +1,7 @@
 // SPDX-License-Identifier: Apache-2.0
-// detail/calib/observe.hpp: plumbing shared by the observers of calibrate.hpp: how a
-// granularity splits an N-D view into segments, a strided walker over runs of one
-// segment, the validating min/max scan, and contraction-free float32 steps.
+// detail/calib/observe.hpp: plumbing shared by the observers of calibrate.hpp: runs of
+// one segment as pointers (over detail/quant/walk.hpp), the validating min/max scan,
+// and contraction-free float32 steps.
 #ifndef LOWBIT_DETAIL_CALIB_OBSERVE_HPP_
 #define LOWBIT_DETAIL_CALIB_OBSERVE_HPP_
 
@@ -12,6 +12,7 @@
 #include <vector>
 
 #include "lowbit/detail/core/macros.hpp"
+#include "lowbit/detail/quant/walk.hpp"
 #include "lowbit/error.hpp"
 #include "lowbit/quant_params.hpp"
 #include "lowbit/view.hpp"
@@ -31,95 +32,24 @@ inline float fp32_round(float x) noexcept {
 /// True for every finite float (false for NaN and +-Inf).
 inline bool is_finite_f32(float v) noexcept { return std::fabs(v) <= FLT_MAX; }
 
-/// How a granularity splits one tensor into `count` segments (one range each).
-struct segmentation {
-  granularity::kind type = granularity::kind::per_tensor;
-  int axis = 0;                     ///< per_channel: resolved, non-negative
-  std::int64_t count = 1;           ///< number of segments
-  std::int64_t group_size = 0;      ///< per_group only
-  std::int64_t groups_per_row = 0;  ///< per_group only
-};
-
-/// Resolves `g` for the shape of `x`; `who` prefixes error messages.
-inline segmentation make_segmentation(const std::vector<std::int64_t>& shape, const granularity& g,
-                                      const char* who) {
-  segmentation s;
-  s.type = g.type;
-  const int r = static_cast<int>(shape.size());
-  switch (g.type) {
-    case granularity::kind::per_tensor:
-      break;
-    case granularity::kind::per_channel: {
-      const int a = g.axis < 0 ? g.axis + r : g.axis;
-      if (r == 0 || a < 0 || a >= r)
-        fail(who, ": per_channel axis ", g.axis, " out of range for a tensor of rank ", r);
-      s.axis = a;
-      s.count = shape[static_cast<std::size_t>(a)];
-      break;
-    }
-    case granularity::kind::per_group: {
-      if (r != 2) fail(who, ": per_group needs a 2-D [rows x K] tensor, got rank ", r);
-      if (g.group_size <= 0) fail(who, ": group_size must be > 0, got ", g.group_size);
-      if (shape[1] % g.group_size != 0)
-        fail(who, ": group_size ", g.group_size, " does not divide K = ", shape[1]);
-      s.group_size = g.group_size;
-      s.groups_per_row = shape[1] / g.group_size;
-      s.count = shape[0] * s.groups_per_row;
-      break;
-    }
-  }
-  return s;
-}
-
 /// Calls f(segment, ptr, stride, n, flat) for consecutive runs of `n` elements
 /// (ptr[0], ptr[stride], ...) that belong to one segment, visiting the whole view
 /// in row-major logical order; `flat` is the logical index of ptr[0]. Nothing is
-/// called for an empty view.
+/// called for an empty view. (The walk is for_each_segment_run, detail/quant/walk.hpp;
+/// per-element segments become runs of one.)
 template <class T, class F>
 void for_each_run(const tensor_view<T>& x, const segmentation& s, F&& f) {
-  const std::size_t r = x.shape.size();
-  for (auto e : x.shape)
-    if (e == 0) return;
-  if (r == 0) {
-    f(std::int64_t{0}, x.data, std::int64_t{1}, std::int64_t{1}, std::int64_t{0});
-    return;
-  }
-  const std::int64_t n = x.shape[r - 1];
-  const std::int64_t st = x.strides[r - 1];
-  std::vector<std::int64_t> idx(r - 1, 0);
-  std::int64_t off = 0, flat = 0, row = 0;
-  for (;;) {
-    T* p = x.data + off;
-    switch (s.type) {
-      case granularity::kind::per_tensor:
-        f(std::int64_t{0}, p, st, n, flat);
-        break;
-      case granularity::kind::per_channel:
-        if (static_cast<std::size_t>(s.axis) == r - 1) {
-          for (std::int64_t c = 0; c < n; ++c) f(c, p + c * st, st, std::int64_t{1}, flat + c);
-        } else {
-          f(idx[static_cast<std::size_t>(s.axis)], p, st, n, flat);
+  const std::int64_t st = x.strides.empty() ? 1 : x.strides.back();
+  for_each_segment_run(
+      x.shape, x.strides, s,
+      [&](std::int64_t seg, std::int64_t off, std::int64_t n, std::int64_t flat, bool per_element) {
+        T* p = x.data + off;
+        if (!per_element) {
+          f(seg, p, st, n, flat);
+          return;
         }
-        break;
-      case granularity::kind::per_group:
-        for (std::int64_t g = 0; g < s.groups_per_row; ++g)
-          f(row * s.groups_per_row + g, p + g * s.group_size * st, st, s.group_size,
-            flat + g * s.group_size);
-        break;
-    }
-    flat += n;
-    ++row;
-    std::size_t d = r - 1;
-    for (;;) {
-      if (d == 0) return;
-      --d;
-      ++idx[d];
-      off += x.strides[d];
-      if (idx[d] < x.shape[d]) break;
-      off -= x.strides[d] * x.shape[d];
-      idx[d] = 0;
-    }
-  }
+        for (std::int64_t c = 0; c < n; ++c) f(seg + c, p + c * st, st, std::int64_t{1}, flat + c);
+      });
 }
 
 /// Throws the observers' non-finite error for element `flat` of value `v`.
