@@ -513,6 +513,21 @@ TEST_CASE("after the first call, a layer's forward makes no heap allocation",
     l.layer.forward(xm.data(), M / 2, K, y.data(), N);  // smaller calls reuse it
     CHECK(g_allocations.load() - before == 0);
   }
+  // with two threads too (M2 x N x K is enough work for two, detail::useful_threads),
+  // once the pool has started its worker
+  const std::int64_t M2 = 160;
+  const matrixf xm2 = lowbit_test::randn(M2, K, 1.0f, 7);
+  std::vector<float> y2(static_cast<std::size_t>(M2 * N));
+  lowbit::gemm_context two;
+  two.threads = 2;
+  REQUIRE(lowbit::detail::useful_threads(2, M2, N, K) == 2);
+  for (const named& l : layers) {
+    INFO(l.name << ", 2 threads");
+    l.layer.forward(xm2.data(), M2, K, y2.data(), N, two);
+    const long before = g_allocations.load();
+    l.layer.forward(xm2.data(), M2, K, y2.data(), N, two);
+    CHECK(g_allocations.load() - before == 0);
+  }
   // and the quantized-in, quantized-out path between static layers
   const auto& st = layers[4].layer;
   std::vector<std::uint8_t> xq(static_cast<std::size_t>(M * K), 3),

@@ -27,10 +27,39 @@
 LOWBIT_BEGIN_NAMESPACE
 namespace detail {
 
+/// One panel's per-channel terms, padded to 16 lanes (zeros past N), so the epilogue
+/// below runs fixed-length loops the compiler vectorizes at the baseline (SSE2)
+/// instead of loops over a variable count.
+struct raw_panel_terms {
+  alignas(64) std::uint32_t zc[16] = {};  ///< za' * colsum[n] (s8)
+  std::uint32_t zw[16] = {};              ///< zw[n] (s8 affine)
+  std::uint32_t kzw[16] = {};             ///< K * za' * zw[n] (s8 affine)
+  float sw[16] = {};                      ///< s8 weight scales
+  float bias[16] = {};
+};
+
+inline void load_raw_panel_terms(const tile_epilogue& e, bool s8, std::int64_t n0, std::int64_t nc,
+                                 raw_panel_terms& t) noexcept {
+  const auto za = static_cast<std::uint32_t>(e.za);
+  for (std::int64_t j = 0; j < nc; ++j) {
+    const std::int64_t n = n0 + j;
+    if (s8) {
+      t.zc[j] = za * static_cast<std::uint32_t>(e.colsum[n]);
+      if (e.zw) {
+        t.zw[j] = static_cast<std::uint32_t>(e.zw[n]);
+        t.kzw[j] = static_cast<std::uint32_t>(e.kza) * t.zw[j];
+      }
+      if (e.sw) t.sw[j] = e.sw[n];
+    }
+    if (e.bias) t.bias[j] = e.bias[n];
+  }
+}
+
 /// Writes rows m0 .. m0 + rows - 1, channels n0 .. n0 + nc - 1 from the exact int32
 /// sums v[r][16] (and, s4, the float sums f[r][16]; null for s8).
-inline void store_tile(const tile_epilogue& e, const std::int32_t* v, const float* f, int rows,
-                       std::int64_t m0, std::int64_t n0, std::int64_t nc) noexcept {
+inline void store_tile(const tile_epilogue& e, const raw_panel_terms& t, const std::int32_t* v,
+                       const float* f, int rows, std::int64_t m0, std::int64_t n0,
+                       std::int64_t nc) noexcept {
   for (int r = 0; r < rows; ++r) {
     const std::int64_t m = m0 + r;
     const std::int32_t* vr = v + r * 16;
@@ -41,12 +70,16 @@ inline void store_tile(const tile_epilogue& e, const std::int32_t* v, const floa
         break;
       case tile_epilogue::kind::f32: {
         const float sx = e.sx_per_row ? e.sx[m] : e.sx[0];
-        float* y = static_cast<float*>(e.y) + m * e.ldy + n0;
-        for (std::int64_t j = 0; j < nc; ++j) {
-          float o = f ? f[r * 16 + j] * sx : static_cast<float>(vr[j]) * (sx * e.sw[n0 + j]);
-          if (e.bias) o = o + e.bias[n0 + j];
-          y[j] = o < e.lo ? e.lo : (o > e.hi ? e.hi : o);
+        const bool bias = e.bias != nullptr;
+        const float lo = e.lo, hi = e.hi;
+        float out[16];
+        for (int j = 0; j < 16; ++j) {
+          float o = f ? f[r * 16 + j] * sx : static_cast<float>(vr[j]) * (sx * t.sw[j]);
+          if (bias) o = o + t.bias[j];
+          out[j] = o < lo ? lo : (o > hi ? hi : o);
         }
+        std::memcpy(static_cast<float*>(e.y) + m * e.ldy + n0, out,
+                    static_cast<std::size_t>(nc) * 4);
         break;
       }
       case tile_epilogue::kind::requantize: {
@@ -82,20 +115,16 @@ struct raw_tiles {
     std::int32_t p[R * 16];
     K::template s8<R>(a, lda, b, 0, k4n, p);
     const std::int64_t nc = e.n - n0 < 16 ? e.n - n0 : 16;
-    const auto za = static_cast<std::uint32_t>(e.za);
+    raw_panel_terms t;
+    load_raw_panel_terms(e, true, n0, nc, t);
     for (int r = 0; r < R; ++r) {
+      // v = P - za' colsum [- zw rowsum + K za' zw], wrapping uint32 (exact)
       const auto rs = e.zw ? static_cast<std::uint32_t>(e.rowsum[m0 + r]) : 0u;
-      for (std::int64_t j = 0; j < nc; ++j) {
-        std::uint32_t v = static_cast<std::uint32_t>(p[r * 16 + j]) -
-                          za * static_cast<std::uint32_t>(e.colsum[n0 + j]);
-        if (e.zw) {
-          const auto zw = static_cast<std::uint32_t>(e.zw[n0 + j]);
-          v = v - zw * rs + static_cast<std::uint32_t>(e.kza) * zw;
-        }
-        p[r * 16 + j] = wrap(v);
-      }
+      for (int j = 0; j < 16; ++j)
+        p[r * 16 + j] =
+            wrap(static_cast<std::uint32_t>(p[r * 16 + j]) - t.zc[j] - t.zw[j] * rs + t.kzw[j]);
     }
-    store_tile(e, p, nullptr, R, m0, n0, nc);
+    store_tile(e, t, p, nullptr, R, m0, n0, nc);
   }
 
   template <int R, bool IntOut>
@@ -118,7 +147,9 @@ struct raw_tiles {
         }
     }
     const std::int64_t nc = e.n - n0 < 16 ? e.n - n0 : 16;
-    store_tile(e, v, IntOut ? nullptr : f, R, m0, n0, nc);
+    raw_panel_terms t;
+    load_raw_panel_terms(e, false, n0, nc, t);
+    store_tile(e, t, v, IntOut ? nullptr : f, R, m0, n0, nc);
   }
 };
 
