@@ -7,7 +7,13 @@
 //       <wtype> s8      int8 weights, per-channel symmetric
 //               s4g128  int4 weights, symmetric, one scale per group of 128 K values
 //   gemm/eigen_f32/f32/M:<m>/N:<n>/K:<k>/threads:<t>   Eigen 3.4, float
+//   gemm/openblas_f32/f32/M:<m>/N:<n>/K:<k>/threads:<t> OpenBLAS cblas_sgemm, float,
+//                                                       row-major (cblas_sgemv at M = 1)
 //   gemm/onednn/s8/M:<m>/N:<n>/K:<k>/threads:<t>       oneDNN matmul, u8 x s8 -> f32
+//   gemm/onednn_u7/s8/M:<m>/N:<n>/K:<k>/threads:<t>    the same on activations in
+//       [0, 127], where oneDNN's AVX2 kernels (vpmaddubsw into a saturating int16)
+//       are exact; gemm/onednn/s8 keeps the full-range data and reports "wrong
+//       result" where oneDNN saturates (docs/BENCHMARKS.md)
 // Counters: "GOPS" and "weight_GBps" (see set_gops); peak/<isa> is in bench_peak.cpp.
 // All compute y[M x N] = x[M x K] * W^T + bias with W stored [N x K] (torch Linear):
 // lowbit and oneDNN from uint8 activations with a zero point and one per-tensor scale,
@@ -67,6 +73,9 @@
 #include <lowbit/lowbit.hpp>
 #include <lowbit/reference.hpp>
 
+#if LOWBIT_BENCH_HAVE_OPENBLAS
+#include <cblas.h>  // OpenBLAS's own (openblas_set_num_threads, openblas_get_corename)
+#endif
 #if LOWBIT_BENCH_HAVE_ONEDNN
 #include <dlfcn.h>
 
@@ -130,8 +139,10 @@ void set_gops(benchmark::State& st, const shape& s, double wall_seconds, double 
 struct problem {
   std::uint64_t id = 0;  // unique per generated problem: the key of the caches below
   shape s{};
-  std::vector<std::uint8_t> x;          // [M x K] uint8 activations
-  std::int32_t zx = 121;                // activation zero point
+  std::vector<std::uint8_t> x;   // [M x K] uint8 activations
+  std::int32_t zx = 121;         // activation zero point
+  std::vector<std::uint8_t> x7;  // x / 2: the same in [0, 127] (onednn_u7)
+  std::int32_t zx7 = 60;
   float sx = 0.02f;                     // per-tensor activation scale
   std::vector<std::int8_t> w8;          // [N x K] int8 in [-127, 127]
   std::vector<float> sw8;               // [N] per-channel scales
@@ -156,6 +167,8 @@ const problem& get_problem(const shape& s) {
   std::uniform_real_distribution<float> scale(0.5f / 127, 2.0f / 127), b(-1.0f, 1.0f);
   p->x.resize(static_cast<std::size_t>(s.m * s.k));
   for (auto& v : p->x) v = static_cast<std::uint8_t>(u8(g));
+  p->x7.resize(p->x.size());
+  for (std::size_t i = 0; i < p->x.size(); ++i) p->x7[i] = static_cast<std::uint8_t>(p->x[i] / 2);
   p->w8.resize(static_cast<std::size_t>(s.n * s.k));
   for (auto& v : p->w8) v = static_cast<std::int8_t>(s8(g));
   p->sw8.resize(static_cast<std::size_t>(s.n));
@@ -178,7 +191,8 @@ const problem& get_problem(const shape& s) {
 // Checks rows 0 and M-1 of y [M x N] (row stride N) against lowbit::reference::gemm
 // with the f32 + bias epilogue. Returns an empty string when every element is within
 // rel_tol * (largest |value| of its reference row), else what differs.
-std::string check_rows(const problem& p, bool s4, const float* y, double rel_tol) {
+// u7: the activations are p.x7 (zero point p.zx7) instead of p.x.
+std::string check_rows(const problem& p, bool s4, const float* y, double rel_tol, bool u7 = false) {
   const shape& s = p.s;
   lowbit::reference::weights w;
   w.format = s4 ? lowbit::weight_format::s4 : lowbit::weight_format::s8;
@@ -190,8 +204,8 @@ std::string check_rows(const problem& p, bool s4, const float* y, double rel_tol
   w.scales = s4 ? p.sw4 : p.sw8;
   std::vector<float> ref(static_cast<std::size_t>(s.n));
   for (std::int64_t r : {std::int64_t{0}, s.m - 1}) {
-    const auto x = lowbit::activations::u8(p.x.data() + r * s.k, 1, s.k, s.k, p.zx,
-                                           lowbit::span<const float>(&p.sx, 1));
+    const auto x = lowbit::activations::u8((u7 ? p.x7 : p.x).data() + r * s.k, 1, s.k, s.k,
+                                           u7 ? p.zx7 : p.zx, lowbit::span<const float>(&p.sx, 1));
     lowbit::reference::gemm(x, w, lowbit::epilogue::f32(lowbit::span<const float>(p.bias)),
                             lowbit::output(ref.data(), s.n));
     double row_max = 0.0;
@@ -218,9 +232,9 @@ bool needs_check(const std::string& name) {
 }
 
 void check_after_loop(benchmark::State& st, const std::string& name, const problem& p, bool s4,
-                      const float* y, double rel_tol) {
+                      const float* y, double rel_tol, bool u7 = false) {
   if (!needs_check(name)) return;
-  const std::string err = check_rows(p, s4, y, rel_tol);
+  const std::string err = check_rows(p, s4, y, rel_tol, u7);
   if (!err.empty()) st.SkipWithError((name + ": " + err).c_str());
 }
 
@@ -230,9 +244,10 @@ void check_after_loop(benchmark::State& st, const std::string& name, const probl
 // The kernels gemm() runs for weights packed for `level`: the names in its kernel
 // table (arch/<isa>/kernels.hpp; amx_int8's table holds the AVX-512 VNNI kernels until
 // the AMX tile kernel lands).
-std::string kernels_label(lowbit::isa level) {
-  const auto& g = lowbit::detail::table_for(level).gemm;
-  return std::string(lowbit::to_string(level)) + ": " + g.s8_name + ", " + g.s4_name;
+std::string kernels_label(lowbit::isa level, bool s4, std::int64_t m) {
+  const lowbit::gemm_kernel_names k = lowbit::gemm_kernels(level);
+  const bool wide = !s4 && k.s8_wide != nullptr && m >= k.s8_wide_min_rows;
+  return std::string(lowbit::to_string(level)) + ": " + (s4 ? k.s4 : wide ? k.s8_wide : k.s8);
 }
 
 const lowbit::packed_weights& get_packed(const problem& p, lowbit::isa level, bool s4) {
@@ -273,7 +288,7 @@ void bm_lowbit(benchmark::State& st, std::string name, shape s, lowbit::isa leve
       benchmark::ClobberMemory();
     }
     set_gops(st, s, wall.seconds(), static_cast<double>(w.panels() * w.panel_bytes()));
-    st.SetLabel(kernels_label(w.level()) + " w=" + (s4 ? "s4g128" : "s8"));
+    st.SetLabel(kernels_label(w.level(), s4, s.m) + " w=" + (s4 ? "s4g128" : "s8"));
     check_after_loop(st, name, p, s4, y.data(), 1e-5);
   } catch (const std::exception& ex) {
     st.SkipWithError(ex.what());
@@ -327,6 +342,56 @@ void bm_eigen(benchmark::State& st, std::string name, shape s, int threads) {
     st.SkipWithError(ex.what());
   }
 }
+
+// ---------------------------------------------------------------------------------
+// OpenBLAS f32 (Debian libopenblas-dev, when CMake found it): what a C++ user of this
+// machine calls for float: y = x * W^T + bias with cblas_sgemm (row-major, W [N x K]
+// transposed in the call), or cblas_sgemv at M = 1 (OpenBLAS's GEMM at M = 1 is slower
+// than its GEMV). OpenBLAS picks its kernels for the CPU at run time
+// (OPENBLAS_CORETYPE=Haswell caps them); the label shows the core it chose. Threads:
+// openblas_set_num_threads. The bias is copied into y before each call (beta = 1).
+
+#if LOWBIT_BENCH_HAVE_OPENBLAS
+
+void bm_openblas(benchmark::State& st, std::string name, shape s, int threads) {
+  try {
+    const problem& p = get_problem(s);
+    std::vector<float> x(static_cast<std::size_t>(s.m * s.k)),
+        w(static_cast<std::size_t>(s.n * s.k));
+    std::vector<float> y(static_cast<std::size_t>(s.m * s.n));
+    for (std::size_t i = 0; i < x.size(); ++i) x[i] = p.sx * static_cast<float>(p.x[i] - p.zx);
+    for (std::int64_t n = 0; n < s.n; ++n)
+      for (std::int64_t k = 0; k < s.k; ++k)
+        w[static_cast<std::size_t>(n * s.k + k)] =
+            p.sw8[static_cast<std::size_t>(n)] *
+            static_cast<float>(p.w8[static_cast<std::size_t>(n * s.k + k)]);
+    openblas_set_num_threads(threads);
+    const auto M = static_cast<blasint>(s.m), N = static_cast<blasint>(s.n),
+               K = static_cast<blasint>(s.k);
+    const wall_timer wall;
+    for (auto _ : st) {
+      for (std::int64_t m = 0; m < s.m; ++m)
+        std::memcpy(y.data() + m * s.n, p.bias.data(), static_cast<std::size_t>(s.n) * 4);
+      if (s.m == 1)
+        cblas_sgemv(CblasRowMajor, CblasNoTrans, N, K, 1.0f, w.data(), K, x.data(), 1, 1.0f,
+                    y.data(), 1);
+      else
+        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, M, N, K, 1.0f, x.data(), K, w.data(),
+                    K, 1.0f, y.data(), N);
+      benchmark::DoNotOptimize(y.data());
+      benchmark::ClobberMemory();
+    }
+    const double seconds = wall.seconds();
+    set_gops(st, s, seconds, 4.0 * static_cast<double>(s.n * s.k));
+    st.SetLabel(std::string("openblas ") + openblas_get_corename() +
+                (s.m == 1 ? " sgemv" : " sgemm") + " threads=" + std::to_string(threads));
+    check_after_loop(st, name, p, false, y.data(), 1e-3);
+  } catch (const std::exception& ex) {
+    st.SkipWithError(ex.what());
+  }
+}
+
+#endif  // LOWBIT_BENCH_HAVE_OPENBLAS
 
 // ---------------------------------------------------------------------------------
 // oneDNN: matmul, src u8 [M x K] with a zero point, weights s8 [K x N] (W^T: our
@@ -426,6 +491,7 @@ std::string onednn_version() {
 struct onednn_setup {
   std::uint64_t problem_id = 0;
   int threads = 0;
+  bool u7 = false;
   dnnl::engine eng;
   dnnl::stream strm;
   dnnl::memory src, wei, bias, dst;
@@ -435,10 +501,11 @@ struct onednn_setup {
   std::string label;
 };
 
-const onednn_setup& get_onednn(const problem& p, int threads) {
+const onednn_setup& get_onednn(const problem& p, int threads, bool u7) {
   static std::unique_ptr<onednn_setup> cached;
   const shape& s = p.s;
-  if (cached && cached->problem_id == p.id && cached->threads == threads) return *cached;
+  if (cached && cached->problem_id == p.id && cached->threads == threads && cached->u7 == u7)
+    return *cached;
   cached.reset();
   if (threads > 1 && !onednn_threads_controllable())
     throw std::runtime_error("cannot set oneDNN's thread count");
@@ -449,6 +516,7 @@ const onednn_setup& get_onednn(const problem& p, int threads) {
   auto o = std::make_unique<onednn_setup>();
   o->problem_id = p.id;
   o->threads = threads;
+  o->u7 = u7;
   o->eng = dnnl::engine(dnnl::engine::kind::cpu, 0);
   o->strm = dnnl::stream(o->eng);
   const dnnl::memory::desc src_md({s.m, s.k}, dt::u8, tag::ab);
@@ -465,7 +533,7 @@ const onednn_setup& get_onednn(const problem& p, int threads) {
   }
   dnnl::primitive_attr attr;
   attr.set_output_scales(1 << 1, scales);
-  attr.set_zero_points(DNNL_ARG_SRC, 0, {p.zx});
+  attr.set_zero_points(DNNL_ARG_SRC, 0, {u7 ? p.zx7 : p.zx});
   const dnnl::matmul::desc desc(src_md, wei_any, bias_md, dst_md);
   const dnnl::matmul::primitive_desc pd(desc, attr, o->eng);
 
@@ -476,7 +544,7 @@ const onednn_setup& get_onednn(const problem& p, int threads) {
   o->strm.wait();
 
   o->y.resize(static_cast<std::size_t>(s.m * s.n));
-  o->src = dnnl::memory(src_md, o->eng, const_cast<std::uint8_t*>(p.x.data()));
+  o->src = dnnl::memory(src_md, o->eng, const_cast<std::uint8_t*>((u7 ? p.x7 : p.x).data()));
   o->bias = dnnl::memory(bias_md, o->eng, o->bias_pre.data());
   o->dst = dnnl::memory(dst_md, o->eng, o->y.data());
   o->prim = dnnl::matmul(pd);
@@ -490,10 +558,10 @@ const onednn_setup& get_onednn(const problem& p, int threads) {
   return *cached;
 }
 
-void bm_onednn(benchmark::State& st, std::string name, shape s, int threads) {
+void bm_onednn(benchmark::State& st, std::string name, shape s, int threads, bool u7) {
   try {
     const problem& p = get_problem(s);
-    const onednn_setup& o = get_onednn(p, threads);
+    const onednn_setup& o = get_onednn(p, threads, u7);
     const std::unordered_map<int, dnnl::memory> args = {{DNNL_ARG_SRC, o.src},
                                                         {DNNL_ARG_WEIGHTS, o.wei},
                                                         {DNNL_ARG_BIAS, o.bias},
@@ -507,7 +575,7 @@ void bm_onednn(benchmark::State& st, std::string name, shape s, int threads) {
     }
     set_gops(st, s, wall.seconds(), static_cast<double>(s.n * s.k));
     st.SetLabel(o.label);
-    check_after_loop(st, name, p, false, o.y.data(), 1e-4);
+    check_after_loop(st, name, p, false, o.y.data(), 1e-4, u7);
   } catch (const std::exception& ex) {
     st.SkipWithError(ex.what());
   }
@@ -542,12 +610,24 @@ const int registered = [] {
 #if LOWBIT_BENCH_HAVE_ONEDNN
     for (int t : {1, 2}) {
       if (t > 1 && !onednn_threads_controllable()) continue;
-      const std::string name = "gemm/onednn/s8" + shape_suffix(s, t);
-      configure(benchmark::RegisterBenchmark(name.c_str(), bm_onednn, name, s, t));
+      for (bool u7 : {false, true}) {
+        const std::string name = (u7 ? "gemm/onednn_u7/s8" : "gemm/onednn/s8") + shape_suffix(s, t);
+        configure(benchmark::RegisterBenchmark(name.c_str(), bm_onednn, name, s, t, u7));
+      }
+    }
+#endif
+#if LOWBIT_BENCH_HAVE_OPENBLAS
+    for (int t : {1, 2}) {
+      const std::string name = "gemm/openblas_f32/f32" + shape_suffix(s, t);
+      configure(benchmark::RegisterBenchmark(name.c_str(), bm_openblas, name, s, t));
     }
 #endif
   }
   benchmark::AddCustomContext("lowbit_gemm_cpu", lowbit::describe_cpu());
+#if LOWBIT_BENCH_HAVE_OPENBLAS
+  benchmark::AddCustomContext(
+      "gemm_openblas", std::string(openblas_get_config()) + ", core " + openblas_get_corename());
+#endif
   benchmark::AddCustomContext("gemm_eigen",
                               eigen_version() + " f32, SIMD " + Eigen::SimdInstructionSetsInUse() +
                                   (kEigenThreads ? ", OpenMP" : ", no OpenMP: threads:1 only"));

@@ -3,7 +3,8 @@
 # Installs the Debian 12 packages lowbit's build, tests, benchmarks and examples need.
 #
 #   cmake/install_deps.sh            # library + tests + examples + benchmarks
-#   cmake/install_deps.sh --peers    # ... plus oneDNN (libdnnl-dev), the benchmark peer
+#   cmake/install_deps.sh --peers    # ... plus the benchmark peers oneDNN (libdnnl-dev) and
+#                                    # OpenBLAS (libopenblas-dev)
 #   cmake/install_deps.sh --clang    # ... plus clang and clang-format (CI's second
 #                                    # compiler and its format check)
 #
@@ -24,9 +25,9 @@ tokenizer=1
 for arg in "$@"; do
   case "$arg" in
     --no-tokenizer) tokenizer=0 ;;
-    --peers) packages+=(libdnnl-dev) ;;
+    --peers) packages+=(libdnnl-dev libopenblas-dev) ;;
     --clang) packages+=(clang clang-format) ;;
-    -h|--help) sed -n '3,17p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
+    -h|--help) sed -n '3,19p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
     *) echo "install_deps.sh: unknown option '$arg' (see --help)" >&2; exit 2 ;;
   esac
 done

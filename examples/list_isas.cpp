@@ -1,5 +1,6 @@
 // SPDX-License-Identifier: Apache-2.0
-// list_isas: prints what lowbit detected on this machine and which ISA it will run.
+// list_isas: prints what lowbit detected on this machine, which ISA it will run and
+// the GEMM kernels of each ISA's kernel table.
 //
 //   $ list_isas
 //   $ LOWBIT_MAX_ISA=avx2 list_isas      # the same, with dispatch capped at avx2
@@ -7,7 +8,9 @@
 #include <cstdlib>
 #include <cstring>
 #include <optional>
+#include <string>
 
+#include "lowbit/gemm.hpp"
 #include "lowbit/isa.hpp"
 #include "lowbit/version.hpp"
 
@@ -21,11 +24,21 @@ void print_usage(std::FILE* out) {
   std::fputs(
       "usage: list_isas [--help]\n"
       "Prints the lowbit version, the CPU features lowbit detected, every ISA with\n"
-      "whether this CPU, OS and build support it, the current cap and the ISA that\n"
-      "lowbit dispatches to.\n"
+      "whether this CPU, OS and build support it and the GEMM kernels of its table\n"
+      "(int8 weights, int4 weights), the current cap and the ISA that lowbit\n"
+      "dispatches to.\n"
       "Environment: LOWBIT_MAX_ISA=portable|avx2|avx_vnni|avx512_vnni|amx_int8 caps\n"
       "the dispatched ISA.\n",
       out);
+}
+
+// "s8_4x16c4__avx2_sign (M >= 8: s8_6x16c2__avx2_i16), s4_4x16c8__avx2"
+std::string kernels(lowbit::isa i) {
+  const lowbit::gemm_kernel_names k = lowbit::gemm_kernels(i);
+  std::string s = k.s8;
+  if (k.s8_wide != nullptr)
+    s += std::string(" (M >= ") + std::to_string(k.s8_wide_min_rows) + ": " + k.s8_wide + ")";
+  return s + ", " + k.s4;
 }
 
 }  // namespace
@@ -48,7 +61,8 @@ int main(int argc, char** argv) {
   std::printf("cpu:   %s\n", lowbit::describe_cpu().c_str());
   std::printf("isas:\n");
   for (lowbit::isa i : lowbit::all_isas) {
-    std::printf("  %-12s %s%s\n", lowbit::to_string(i), lowbit::is_available(i) ? "yes" : "no",
+    std::printf("  %-12s %-3s  %s%s\n", lowbit::to_string(i),
+                lowbit::is_available(i) ? "yes" : "no", kernels(i).c_str(),
                 i == runs ? "  <- runs" : "");
   }
 
@@ -65,6 +79,6 @@ int main(int argc, char** argv) {
   } else {
     std::printf("cap:   %s (default, no cap)\n", lowbit::to_string(cap));
   }
-  std::printf("runs:  %s\n", lowbit::to_string(runs));
+  std::printf("runs:  %s (gemm %s)\n", lowbit::to_string(runs), kernels(runs).c_str());
   return 0;
 }

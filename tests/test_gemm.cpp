@@ -257,9 +257,17 @@ weight_data random_weights(wkind kind, std::int64_t n, std::int64_t k, std::int6
                            std::uint64_t seed, std::int64_t pad = 0) {
   rng r(seed);
   const bool s4 = kind == wkind::s4;
+  // s8: every other panel of 16 channels (by seed) avoids -128 and the others hold at
+  // least one, so AVX2's sign trick runs with and without its -128 fix-up
+  // (packed_weights::min_entries) on every shape list.
+  const auto lowest = [&](std::int64_t i) { return (i / 16 + seed) % 2 ? -128 : -127; };
   return make_weights(
       kind, n, k, group_size,
-      [&](std::int64_t, std::int64_t) { return s4 ? r.uniform(-8, 7) : r.uniform(-128, 127); },
+      [&](std::int64_t i, std::int64_t j) {
+        if (s4) return r.uniform(-8, 7);
+        if (lowest(i) == -128 && i % 16 == 0 && j == k / 2) return std::int32_t{-128};
+        return r.uniform(lowest(i), 127);
+      },
       seed, pad);
 }
 
@@ -928,6 +936,8 @@ TEST_CASE("extreme values: no int16 saturation, no sign-extension errors", "[gem
   std::vector<weight_case> wcases;
   for (std::int64_t k : {3001, 4096}) {
     wcases.push_back({wkind::s8_sym_channel, -128, 0, k, 0});
+    wcases.push_back({wkind::s8_sym_channel, -127, 0, k, 0});  // no -128: AVX2 sign trick
+    wcases.push_back({wkind::s8_affine_channel, -127, 127, k, 0});
     wcases.push_back({wkind::s8_sym_tensor, 127, 0, k, 0});
     wcases.push_back({wkind::s8_affine_channel, 127, -128, k, 0});
     wcases.push_back({wkind::s8_affine_channel, -128, 127, k, 0});
@@ -937,41 +947,50 @@ TEST_CASE("extreme values: no int16 saturation, no sign-extension errors", "[gem
     wcases.push_back({wkind::s4, v, 0, 2048, 32});
     wcases.push_back({wkind::s4, v, 0, 4096, 128});
   }
-  const std::int64_t M = 9, N = 17;  // a full + a partial tile for MR = 2, 4, 8; 2 panels
-  for (const weight_case& wc : wcases) {
-    auto w = make_weights(
-        wc.kind, N, wc.k, wc.group_size, [&](std::int64_t, std::int64_t) { return wc.value; }, 7);
-    if (wc.kind == wkind::s8_affine_channel) w.zero_points.assign(idx(N), wc.zero_point);
-    if (wc.kind == wkind::s8_affine_tensor) w.zero_points = {wc.zero_point};
-    const auto packed = pack_for(paths, w);
-    for (const act_case& ac : acts) {
-      const auto x = make_activations(
-          ac.type, M, wc.k, ac.zero_point, [&](std::int64_t, std::int64_t) { return ac.value; }, 8);
-      const std::int64_t exact = wc.k * (ac.value - ac.zero_point) * (wc.value - wc.zero_point);
-      REQUIRE(exact >= std::numeric_limits<std::int32_t>::min());
-      REQUIRE(exact <= std::numeric_limits<std::int32_t>::max());
-      const std::vector<std::int32_t> want(idx(M * N), static_cast<std::int32_t>(exact));
-      INFO(describe(M, N, wc.k, x, wc.kind, wc.group_size)
-           << ": x = " << ac.value << ", w = " << wc.value << ", zw = " << wc.zero_point);
-      CHECK(differences(run_reference<std::int32_t>(x, w, lowbit::epilogue::int32()), want, N) ==
-            "");
-      for (std::size_t p = 0; p < paths.size(); ++p) {
-        INFO("path " << paths[p].name);
-        CHECK(differences(run<std::int32_t>(paths[p], x, packed[p], lowbit::epilogue::int32()),
-                          want, N) == "");
+  // M = 9: a full + a partial tile for MR = 2, 4, 8 (and AVX2's wide route, M >= 8);
+  // M = 5: AVX2's sign-trick route. N = 17: 2 panels.
+  const std::int64_t N = 17;
+  for (const std::int64_t M : {std::int64_t{9}, std::int64_t{5}})
+    for (const weight_case& wc : wcases) {
+      auto w = make_weights(
+          wc.kind, N, wc.k, wc.group_size, [&](std::int64_t, std::int64_t) { return wc.value; }, 7);
+      if (wc.kind == wkind::s8_affine_channel) w.zero_points.assign(idx(N), wc.zero_point);
+      if (wc.kind == wkind::s8_affine_tensor) w.zero_points = {wc.zero_point};
+      const auto packed = pack_for(paths, w);
+      for (const act_case& ac : acts) {
+        const auto x = make_activations(
+            ac.type, M, wc.k, ac.zero_point, [&](std::int64_t, std::int64_t) { return ac.value; },
+            8);
+        const std::int64_t exact = wc.k * (ac.value - ac.zero_point) * (wc.value - wc.zero_point);
+        REQUIRE(exact >= std::numeric_limits<std::int32_t>::min());
+        REQUIRE(exact <= std::numeric_limits<std::int32_t>::max());
+        const std::vector<std::int32_t> want(idx(M * N), static_cast<std::int32_t>(exact));
+        INFO(describe(M, N, wc.k, x, wc.kind, wc.group_size)
+             << ": x = " << ac.value << ", w = " << wc.value << ", zw = " << wc.zero_point);
+        CHECK(differences(run_reference<std::int32_t>(x, w, lowbit::epilogue::int32()), want, N) ==
+              "");
+        for (std::size_t p = 0; p < paths.size(); ++p) {
+          INFO("path " << paths[p].name);
+          CHECK(differences(run<std::int32_t>(paths[p], x, packed[p], lowbit::epilogue::int32()),
+                            want, N) == "");
+        }
       }
     }
-  }
 
   // Every element independently at one end of its range (pairs of products with
   // opposite signs, extreme zero points): against the oracle.
   rng r(99);
   const auto pick = [&](std::int32_t lo, std::int32_t hi) { return r.next() % 2 ? lo : hi; };
-  for (wkind kind : {wkind::s8_sym_channel, wkind::s8_affine_channel, wkind::s4}) {
+  for (int wc = 0; wc < 4; ++wc) {
+    // s8 with -128 (every panel on AVX2's int16 fallback), s8 in [-127, 127] (AVX2's
+    // sign trick), affine s8, s4
+    const wkind kind = wc < 2    ? wkind::s8_sym_channel
+                       : wc == 2 ? wkind::s8_affine_channel
+                                 : wkind::s4;
     const bool s4 = kind == wkind::s4;
+    const std::int32_t lo = s4 ? -8 : wc == 1 ? -127 : -128, hi = s4 ? 7 : 127;
     const auto w = make_weights(
-        kind, 33, 4096, 64,
-        [&](std::int64_t, std::int64_t) { return s4 ? pick(-8, 7) : pick(-128, 127); }, 11);
+        kind, 33, 4096, 64, [&](std::int64_t, std::int64_t) { return pick(lo, hi); }, 11);
     const auto packed = pack_for(paths, w);
     for (const act_case& ac : {act_case{dtype::uint8, 0, 0}, act_case{dtype::uint8, 0, 255},
                                act_case{dtype::int8, 0, 0}}) {
@@ -987,6 +1006,62 @@ TEST_CASE("extreme values: no int16 saturation, no sign-extension errors", "[gem
                           want, 33) == "");
       }
     }
+  }
+}
+
+TEST_CASE("-128 weights: listed at pack time, fixed up or sent to the int16 kernel, exact",
+          "[gemm][isa]") {
+  // AVX2's vpmaddubsw sign trick cannot negate -128 (arch/avx2/gemm_tiles.hpp): packing
+  // lists where -128 is, the tile adds the missing products back, and a panel with more
+  // than K / 4 of them runs the int16 kernel. Extreme activations make any slip
+  // visible: with x = a' - 128 = -128 and w = -128, vpsignb gives -128 instead of 128.
+  const auto paths = kernel_paths();
+  const std::int64_t N = 48, K = 1000;
+  rng r(123);
+  struct hot_case {
+    std::int64_t channel;  // -1: none
+    std::int64_t count;    // -128s in that channel, at K - 1, K - 2, ...
+  };
+  // K / 4 = 250 entries in a panel: still fixed up; 251: the int16 kernel
+  for (const hot_case hc : {hot_case{-1, 0}, hot_case{0, 1}, hot_case{20, 3}, hot_case{47, 1},
+                            hot_case{16, 250}, hot_case{31, 251}, hot_case{40, K}}) {
+    const auto w = make_weights(
+        wkind::s8_sym_channel, N, K, 0,
+        [&](std::int64_t i, std::int64_t j) {
+          if (i == hc.channel && j >= K - hc.count) return -128;
+          return r.next() % 2 ? -127 : 127;
+        },
+        5);
+    const auto packed = pack_for(paths, w);
+    std::vector<std::uint32_t> offsets(4, 0), entries;
+    for (std::int64_t j = K - hc.count; j < K; ++j)
+      entries.push_back(static_cast<std::uint32_t>(j * 16 + hc.channel % 16));
+    for (std::int64_t pn = 0; pn < 3; ++pn)
+      offsets[idx(pn + 1)] =
+          offsets[idx(pn)] + (hc.channel / 16 == pn ? static_cast<std::uint32_t>(hc.count) : 0u);
+    for (std::size_t p = 0; p < paths.size(); ++p) {
+      CHECK(packed[p].min_offsets() == offsets);
+      CHECK(packed[p].min_entries() == entries);
+    }
+    // M = 9 runs AVX2's wide (int16) route, M = 3 its sign trick with the fix-up
+    for (const std::int64_t M : {std::int64_t{9}, std::int64_t{3}})
+      for (dtype at : {dtype::uint8, dtype::int8}) {
+        const bool u8 = at == dtype::uint8;
+        const auto x = make_activations(
+            at, M, K, u8 ? 255 : 0,
+            [&](std::int64_t, std::int64_t) {
+              return r.next() % 2 ? (u8 ? 0 : -128) : (u8 ? 255 : 127);
+            },
+            6);
+        const auto want = run_reference<std::int32_t>(x, w, lowbit::epilogue::int32());
+        INFO(hc.count << " x -128 in channel " << hc.channel << ", "
+                      << describe(M, N, K, x, wkind::s8_sym_channel));
+        for (std::size_t p = 0; p < paths.size(); ++p) {
+          INFO("path " << paths[p].name);
+          CHECK(differences(run<std::int32_t>(paths[p], x, packed[p], lowbit::epilogue::int32()),
+                            want, N) == "");
+        }
+      }
   }
 }
 

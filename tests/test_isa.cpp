@@ -272,3 +272,23 @@ TEST_CASE("detection agrees with /proc/cpuinfo", "[isa]") {
   }
 #endif
 }
+
+TEST_CASE("the portable-only warning: x86-64 without AVX2, once, LOWBIT_QUIET hides it", "[isa]") {
+  using lowbit::detail::isa_bit;
+  using lowbit::detail::portable_only_warning_due;
+  const std::uint32_t portable_only = isa_bit(lowbit::isa::portable);
+  const std::uint32_t with_avx2 = portable_only | isa_bit(lowbit::isa::avx2);
+#if defined(__x86_64__) || defined(_M_X64)
+  CHECK(portable_only_warning_due(portable_only, nullptr));
+  CHECK(portable_only_warning_due(portable_only, ""));
+  CHECK(portable_only_warning_due(portable_only, "0"));
+  CHECK_FALSE(portable_only_warning_due(portable_only, "1"));
+  CHECK_FALSE(portable_only_warning_due(portable_only, "yes"));
+#else
+  CHECK_FALSE(portable_only_warning_due(portable_only, nullptr));  // only x86-64 warns
+#endif
+  CHECK_FALSE(portable_only_warning_due(with_avx2, nullptr));
+  CHECK_FALSE(portable_only_warning_due(with_avx2 | isa_bit(lowbit::isa::avx512_vnni), nullptr));
+  CHECK(std::string_view(lowbit::detail::portable_only_warning).find("LOWBIT_QUIET=1") !=
+        std::string_view::npos);
+}

@@ -13,6 +13,7 @@
 #include <limits>
 #include <new>
 #include <random>
+#include <string>
 #include <vector>
 
 #include "lowbit/arch/tables.hpp"
@@ -125,8 +126,24 @@ TEST_CASE("table_for maps every isa to its own table, once", "[kernel_table][isa
       CHECK((t.gemm.s4_tile[r - 1][0] != nullptr) == (r <= t.gemm.s4_mr));
       CHECK((t.gemm.s4_tile[r - 1][1] != nullptr) == (r <= t.gemm.s4_mr));
       CHECK((t.weight_only.s8[r - 1] != nullptr) == (r <= t.weight_only.mr));
+      CHECK((t.gemm.s8_wide_tile[r - 1] != nullptr) == (r <= t.gemm.s8_wide_mr));
     }
+    // the wide route comes whole or not at all; gemm_kernels() reports the table
+    const bool wide = t.gemm.s8_wide_mr > 0;
+    CHECK((t.gemm.s8_wide_name != nullptr) == wide);
+    CHECK((t.gemm.widen_rows != nullptr) == wide);
+    CHECK((t.gemm.widen_panel != nullptr) == wide);
+    CHECK((t.gemm.wide_min_rows > 0) == wide);
+    const lowbit::gemm_kernel_names names = lowbit::gemm_kernels(i);
+    CHECK(names.s8 == t.gemm.s8_name);
+    CHECK(names.s8_wide == t.gemm.s8_wide_name);
+    CHECK(names.s4 == t.gemm.s4_name);
   }
+#if LOWBIT_HAVE_X86_DISPATCH
+  CHECK(std::string(lowbit::gemm_kernels(lowbit::isa::avx2).s8) == "s8_4x16c4__avx2_sign");
+  CHECK(std::string(lowbit::gemm_kernels(lowbit::isa::avx2).s8_wide) == "s8_6x16c2__avx2_i16");
+  CHECK(lowbit::gemm_kernels(lowbit::isa::avx2).s8_wide_min_rows == 8);
+#endif
 }
 
 TEST_CASE("every quantize, dequantize, scan, pack and prepare entry matches the scalar rule",

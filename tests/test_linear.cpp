@@ -242,9 +242,13 @@ TEST_CASE("forward is const, thread-safe and independent of the thread count", "
 TEST_CASE("memory_bytes counts packed weights, scales, sums and bias", "[linear]") {
   fixture f;
   const auto l8 = quantized_linear::dynamic(lowbit::view(f.w), lowbit::view(f.b));
-  // panels of 16 channels x ceil(K/4) rows x 64 bytes; scales + column sums per channel
+  // panels of 16 channels x ceil(K/4) rows x 64 bytes; scales + column sums per channel;
+  // where -128 is (one offset per panel + 1, one entry per -128)
   const std::size_t panels = (fixture::N + 15) / 16, k4 = (fixture::K + 3) / 4;
-  CHECK(l8.memory_bytes() == panels * k4 * 64 + fixture::N * 4 * 2 + fixture::N * 4);
+  const std::size_t mins = l8.weights().min_entries().size();
+  CHECK(l8.weights().min_offsets().size() == panels + 1);
+  CHECK(l8.memory_bytes() ==
+        panels * k4 * 64 + fixture::N * 4 * 2 + (panels + 1 + mins) * 4 + fixture::N * 4);
   const auto l4 =
       quantized_linear::w4a8(lowbit::view(f.w), lowbit::view(f.b), lowbit::weight_spec::int4({32}));
   // int4: nibble panels, scales [N x groups], per panel and group 16 sums + 16 scales

@@ -53,6 +53,20 @@
 
 LOWBIT_BEGIN_NAMESPACE
 
+/// The names of the GEMM kernels that weights packed for `level` run: the kernel table
+/// of arch/<level>/kernels.hpp, named as XNNPACK names its kernels (format, tile rows x
+/// channels, K interleave, ISA, route), e.g. "s8_4x16c4__avx2_sign", "s4_8x16c8__avx512vnni".
+struct gemm_kernel_names {
+  const char* s8;       ///< int8 weights
+  const char* s8_wide;  ///< int8 weights from s8_wide_min_rows rows on; null: s8 always
+  std::int64_t s8_wide_min_rows;
+  const char* s4;  ///< int4 per-group weights
+};
+inline gemm_kernel_names gemm_kernels(isa level) noexcept {
+  const detail::kernel_table& t = detail::table_for(level);
+  return {t.gemm.s8_name, t.gemm.s8_wide_name, t.gemm.wide_min_rows, t.gemm.s4_name};
+}
+
 /// y = epilogue(x * W^T). See the file comment.
 inline void gemm(const activations& x, const packed_weights& w, const epilogue& e, output y,
                  const gemm_context& ctx = {}) {

@@ -89,6 +89,7 @@
 #include <cstdint>
 #include <cstdio>
 #include <cstdlib>
+#include <cstring>
 #include <optional>
 #include <string>
 #include <string_view>
@@ -232,6 +233,45 @@ inline std::optional<isa> max_isa_from_environment() noexcept {
   }
   if (v == v0_shared::env_none) return std::nullopt;
   return static_cast<isa>(v);
+}
+
+/// The one line lowbit prints when only its portable kernels can run on an x86-64
+/// machine (see portable_only_warning_due()).
+inline constexpr const char* portable_only_warning =
+    "lowbit: warning: no AVX2 on this x86-64 CPU (or no x86 dispatch in this build): int8 "
+    "GEMM and quantize run the portable kernels, several times slower than float BLAS "
+    "(LOWBIT_QUIET=1 hides this line)";
+
+/// Whether to print portable_only_warning: an x86-64 build whose available isas are
+/// portable alone (a LOWBIT_MAX_ISA cap does not count: it is a choice), unless
+/// LOWBIT_QUIET (`quiet`) is set to anything but "" or "0".
+inline bool portable_only_warning_due(std::uint32_t available_mask, const char* quiet) noexcept {
+#if defined(__x86_64__) || defined(_M_X64)
+  if (available_mask != isa_bit(isa::portable)) return false;
+  return quiet == nullptr || *quiet == '\0' || std::strcmp(quiet, "0") == 0;
+#else
+  (void)available_mask;
+  (void)quiet;
+  return false;
+#endif
+}
+
+/// Prints portable_only_warning on stderr once per process when it is due. Called where
+/// a kernel table is chosen (arch/tables.hpp), so it shows before the first slow call.
+inline void warn_if_portable_only() noexcept {
+  static const bool once = [] {
+#if defined(_MSC_VER)
+#pragma warning(push)
+#pragma warning(disable : 4996)  // getenv: lowbit only reads, once
+#endif
+    if (portable_only_warning_due(available_isa_mask(), std::getenv("LOWBIT_QUIET")))
+      std::fprintf(stderr, "%s\n", portable_only_warning);
+#if defined(_MSC_VER)
+#pragma warning(pop)
+#endif
+    return true;
+  }();
+  (void)once;
 }
 
 /// The cap when no set_max_isa() is in effect.

@@ -54,6 +54,7 @@
 #ifndef LOWBIT_PACKED_WEIGHTS_HPP_
 #define LOWBIT_PACKED_WEIGHTS_HPP_
 
+#include <algorithm>
 #include <cmath>
 #include <cstdint>
 #include <cstring>
@@ -150,6 +151,17 @@ class packed_weights {
         sum += v;
       }
       p.colsum_[static_cast<std::size_t>(c)] = sum;
+    }
+    // Where -128 is, panel by panel, in K order then lane order.
+    p.min_offsets_.assign(static_cast<std::size_t>(p.panels() + 1), 0);
+    for (std::int64_t pn = 0; pn < p.panels(); ++pn) {
+      const std::int64_t lanes = std::min(panel_width, n - pn * panel_width);
+      for (std::int64_t kk = 0; kk < k; ++kk)
+        for (std::int64_t lane = 0; lane < lanes; ++lane)
+          if (w[(pn * panel_width + lane) * ldw + kk] == -128)
+            p.min_entries_.push_back(static_cast<std::uint32_t>(kk * panel_width + lane));
+      p.min_offsets_[static_cast<std::size_t>(pn + 1)] =
+          static_cast<std::uint32_t>(p.min_entries_.size());
     }
     return p;
   }
@@ -261,6 +273,15 @@ class packed_weights {
   const std::vector<std::int32_t>& zero_points() const noexcept { return zero_points_; }
   /// s8: colsum[n] = sum_k W[n][k]. Empty for s4, whose sums are in panel_groups().
   const std::vector<std::int32_t>& column_sums() const noexcept { return colsum_; }
+  /// s8: where the weight -128 occurs, found once at pack time. The entries of panel p
+  /// are min_entries()[min_offsets()[p] .. min_offsets()[p + 1]), each k * 16 + lane,
+  /// in K order. AVX2's vpmaddubsw sign trick cannot negate -128 and corrects these
+  /// products afterwards (or, when a panel holds many, runs its int16 kernel instead:
+  /// arch/avx2/gemm_tiles.hpp). Symmetric weights of the PyTorch convention
+  /// (amax / 127.5) hold about one per channel whose extreme is negative; the narrow
+  /// convention none. Empty for s4.
+  const std::vector<std::uint32_t>& min_offsets() const noexcept { return min_offsets_; }
+  const std::vector<std::uint32_t>& min_entries() const noexcept { return min_entries_; }
   /// s4: the groups() epilogue blocks of panel p: column sums per group and the
   /// scales() regrouped (see the file comment). Null for s8.
   const panel_group* panel_groups(std::int64_t p) const noexcept {
@@ -320,7 +341,8 @@ class packed_weights {
   std::size_t memory_bytes() const noexcept {
     return data_.size() + scales_.size() * sizeof(float) +
            (zero_points_.size() + colsum_.size()) * sizeof(std::int32_t) +
-           panel_groups_.size() * sizeof(panel_group);
+           panel_groups_.size() * sizeof(panel_group) +
+           (min_offsets_.size() + min_entries_.size()) * sizeof(std::uint32_t);
   }
 
  private:
@@ -352,6 +374,7 @@ class packed_weights {
   std::vector<float> scales_;
   std::vector<std::int32_t> zero_points_;
   std::vector<std::int32_t> colsum_;
+  std::vector<std::uint32_t> min_offsets_, min_entries_;
   std::vector<panel_group> panel_groups_;  ///< s4 only: [panel][group]
 };
 

@@ -62,6 +62,7 @@ LOWBIT_TABLE_FOR_LINKAGE const kernel_table& table_for(lowbit::isa i) noexcept {
       return arch::avx2::table;
 #endif
     default:
+      warn_if_portable_only();  // once per process, on x86-64 CPUs without AVX2
       return arch::portable::table;
   }
 }

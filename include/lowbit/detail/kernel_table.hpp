@@ -67,6 +67,14 @@ using s8_tile_fn = void (*)(const std::uint8_t* a, std::int64_t lda, const std::
 using s4_tile_fn = void (*)(const std::uint8_t* a, std::int64_t lda, const std::uint8_t* b,
                             std::int64_t groups, std::int64_t g8, const panel_group* pg,
                             const tile_epilogue& e, std::int64_t m0, std::int64_t n0) noexcept;
+/// Wide route: a'[rows x 4 k4n] (u8, row stride lda) -> the tiles' form at `out`
+/// (row stride wide_row_bytes(k4n)).
+using widen_rows_fn = void (*)(const std::uint8_t* a, std::int64_t lda, std::int64_t rows,
+                               std::int64_t k4n, std::uint8_t* out) noexcept;
+/// Wide route: one packed s8 panel (k4n rows of 64 bytes) -> the tiles' form at `out`
+/// (wide_panel_bytes(k4n)).
+using widen_panel_fn = void (*)(const std::uint8_t* panel, std::int64_t k4n,
+                                std::uint8_t* out) noexcept;
 struct gemm_ukernels {
   const char* s8_name = nullptr;  ///< e.g. "s8_7x48c4__avx512vnni"
   const char* s4_name = nullptr;  ///< e.g. "s4_8x16c8__avx512vnni"
@@ -81,6 +89,22 @@ struct gemm_ukernels {
   std::int64_t row_block_bytes = 256 * 1024;
   std::array<std::array<s8_tile_fn, kMaxTilePanels>, kMaxTileRows> s8_tile{};
   std::array<std::array<s4_tile_fn, 2>, kMaxTileRows> s4_tile{};  ///< [rows-1][int32 out]
+
+  /// The optional wide s8 route, for compute-bound calls of tables whose fastest exact
+  /// multiply wants wider operands than the packed bytes (AVX2: int16 pairs for
+  /// vpmaddwd). When s8_wide_tile[0] is set and M >= wide_min_rows, the driver converts
+  /// each row block of activations once (widen_rows) and each panel once per row block
+  /// (widen_panel), into per-thread scratch, and runs s8_wide_tile on them (same
+  /// signature as s8_tile, one panel, `a`/`b` pointing at the converted forms, lda in
+  /// bytes). Small M keeps s8_tile, which streams the packed bytes as they are.
+  const char* s8_wide_name = nullptr;  ///< e.g. "s8_6x16c2__avx2_i16"
+  int s8_wide_mr = 0;
+  std::int64_t wide_min_rows = 0;
+  int wide_bytes =
+      1;  ///< bytes per converted value: rows 4 k4n * wide_bytes, panels 64 k4n * wide_bytes
+  widen_rows_fn widen_rows = nullptr;
+  widen_panel_fn widen_panel = nullptr;
+  std::array<s8_tile_fn, kMaxTileRows> s8_wide_tile{};
 };
 
 // ---- weight-only (f32 activations x packed int weights) ----------------------------
@@ -187,6 +211,33 @@ constexpr gemm_ukernels gemm_ukernels_of(const char* s8_name, const char* s4_nam
   g.row_block_bytes = K::row_block_bytes;
   fill_tiles<K>(g, std::make_index_sequence<kMaxTileRows>{});
   return g;
+}
+
+template <class K, int R>
+constexpr s8_tile_fn wide_tile_at() noexcept {
+  if constexpr (R <= K::wide_mr) {
+    return &K::template wide_tile<R>;
+  } else {
+    return nullptr;
+  }
+}
+template <class K, std::size_t... I>
+constexpr std::array<s8_tile_fn, kMaxTileRows> wide_tiles(std::index_sequence<I...>) noexcept {
+  return {{wide_tile_at<K, static_cast<int>(I) + 1>()...}};
+}
+
+/// Adds the wide s8 route of K (K::wide_mr, K::wide_min_rows, K::wide_bytes,
+/// K::widen_rows, K::widen_panel, K::wide_tile<R>) to g.
+template <class K>
+constexpr void add_wide_route(gemm_ukernels& g, const char* name) noexcept {
+  static_assert(K::wide_mr <= kMaxTileRows, "tile larger than kernel_table holds");
+  g.s8_wide_name = name;
+  g.s8_wide_mr = K::wide_mr;
+  g.wide_min_rows = K::wide_min_rows;
+  g.wide_bytes = K::wide_bytes;
+  g.widen_rows = &K::widen_rows;
+  g.widen_panel = &K::widen_panel;
+  g.s8_wide_tile = wide_tiles<K>(std::make_index_sequence<kMaxTileRows>{});
 }
 
 template <class K, int R>

@@ -1,8 +1,11 @@
 // SPDX-License-Identifier: Apache-2.0
 // arch/avx2/kernels.hpp: the kernel table of isa::avx2 (detail/kernel_table.hpp).
 //
-//   gemm         s8_2x16c4__avx2, s4_2x16c8__avx2   int32 kernels (exact int16 widening +
-//                vpmaddwd, arch/avx2/gemm_kernel.hpp), detail/gemm/raw_tile.hpp epilogue
+//   gemm         s8_4x16c4__avx2_sign   vpmaddubsw with the sign trick; a panel holding a -128
+//                                      weight runs the int16 kernel s8_2x16c4__avx2
+//                s8_6x16c2__avx2_i16    from M = 8: int16 activations and panels, vpmaddwd
+//                s4_4x16c8__avx2        vpmaddubsw on the stored w + 8, int16 sums
+//                (arch/avx2/gemm_tiles.hpp; epilogue in C++, detail/gemm/raw_tile.hpp)
 //   weight_only  f32s8_4x16c4__avx2, f32s4_4x16c8__avx2 (FMA)
 //   quantize     32 values a step (arch/avx2/quantize.hpp)
 //   int4 pack    32 values a step (arch/avx2/pack.hpp)
@@ -14,7 +17,7 @@
 
 #if LOWBIT_HAVE_X86_DISPATCH
 #include "lowbit/arch/avx2/gemm_f32_kernel.hpp"
-#include "lowbit/arch/avx2/gemm_kernel.hpp"
+#include "lowbit/arch/avx2/gemm_tiles.hpp"
 #include "lowbit/arch/avx2/pack.hpp"
 #include "lowbit/arch/avx2/quantize.hpp"
 #include "lowbit/arch/portable/prepare.hpp"
@@ -70,7 +73,8 @@ constexpr void fill_quant(detail::quant_ukernels& q) noexcept {
 constexpr detail::kernel_table make_table() noexcept {
   detail::kernel_table t;
   t.level = isa::avx2;
-  t.gemm = detail::raw_gemm_ukernels<gemm_kernels>("s8_2x16c4__avx2", "s4_2x16c8__avx2");
+  t.gemm = detail::gemm_ukernels_of<gemm_tiles>("s8_4x16c4__avx2_sign", "s4_4x16c8__avx2");
+  detail::add_wide_route<gemm_tiles>(t.gemm, "s8_6x16c2__avx2_i16");
   t.weight_only =
       detail::f32_ukernels_of<gemm_f32_kernels>("f32s8_4x16c4__avx2", "f32s4_4x16c8__avx2");
   fill_quant(t.quant);

@@ -212,6 +212,7 @@ struct activation_scratch {
   std::vector<std::int32_t> sums;
   aligned_buffer oversized_bytes;
   std::vector<std::int32_t> oversized_sums;
+  aligned_buffer wide, oversized_wide;
 
   static activation_scratch& of_this_thread() {
     thread_local activation_scratch s;
@@ -225,6 +226,16 @@ struct activation_scratch {
     if (oversized_bytes.size() != 0) oversized_bytes = aligned_buffer();
     if (bytes.size() < n) bytes = aligned_buffer(n, aligned_buffer::uninitialized);
     return bytes.data();
+  }
+  /// The wide route's per-slice conversions (run_prepared), beside the prepared rows.
+  std::uint8_t* wide_buffer(std::size_t n) {
+    if (n > kRetainedBytes) {
+      oversized_wide = aligned_buffer(n, aligned_buffer::uninitialized);
+      return oversized_wide.data();
+    }
+    if (oversized_wide.size() != 0) oversized_wide = aligned_buffer();
+    if (wide.size() < n) wide = aligned_buffer(n, aligned_buffer::uninitialized);
+    return wide.data();
   }
   std::int32_t* sum_buffer(std::size_t n) {
     std::vector<std::int32_t>& v = n * 4 > kRetainedBytes ? oversized_sums : sums;
@@ -329,6 +340,8 @@ inline tile_epilogue make_tile_epilogue(const gemm_call& c, const prepared_activ
   t.kza = wrap(static_cast<std::uint32_t>(w.k()) * static_cast<std::uint32_t>(c.za));
   if (w.format() == weight_format::s8) {
     t.colsum = w.column_sums().data();
+    t.min_offsets = w.min_offsets().data();
+    t.min_entries = w.min_entries().data();
     if (w.has_zero_points()) {
       t.zw = w.zero_points().data();
       t.rowsum = a.rowsum;
@@ -399,12 +412,71 @@ inline void run_panels(const gemm_call& c, const prepared_activations& a, const 
     }
 }
 
+/// The wide s8 route's sizes (kernel_table.hpp, gemm_ukernels::s8_wide_tile): one
+/// converted row, one converted panel, rows per row block, scratch per thread slice.
+struct wide_plan {
+  std::int64_t row_bytes = 0, panel_bytes = 0, rows = 0, slice_bytes = 0;
+};
+inline bool takes_wide_route(const gemm_ukernels& uk, const packed_weights& w,
+                             std::int64_t m) noexcept {
+  return w.format() == weight_format::s8 && uk.s8_wide_tile[0] != nullptr && m >= uk.wide_min_rows;
+}
+inline wide_plan plan_wide(const gemm_ukernels& uk, const packed_weights& w,
+                           std::int64_t m) noexcept {
+  const std::int64_t k4n = (w.k() + 3) / 4;
+  wide_plan p;
+  p.row_bytes = 4 * k4n * uk.wide_bytes;
+  p.panel_bytes = 64 * k4n * uk.wide_bytes;
+  p.rows = row_block(m, p.row_bytes, uk.s8_wide_mr, uk.row_block_bytes);
+  p.slice_bytes = (p.rows * p.row_bytes + 63) / 64 * 64 + p.panel_bytes;
+  return p;
+}
+
+/// The wide route of panels [p_begin, p_end): per row block, the rows converted once
+/// into `scratch`, then per panel the panel converted once beside them and every tile
+/// of the block run on the two.
+inline void run_panels_wide(const gemm_call& c, const prepared_activations& a,
+                            const tile_epilogue& t, const wide_plan& plan, std::int64_t p_begin,
+                            std::int64_t p_end, std::uint8_t* scratch) noexcept {
+  const gemm_ukernels& uk = c.kt->gemm;
+  const packed_weights& w = *c.w;
+  const std::int64_t M = a.m, k4n = (w.k() + 3) / 4, mr = uk.s8_wide_mr;
+  std::uint8_t* rows = scratch;
+  std::uint8_t* panel = scratch + (plan.rows * plan.row_bytes + 63) / 64 * 64;
+  for (std::int64_t mb = 0; mb < M; mb += plan.rows) {
+    const std::int64_t mc = std::min(plan.rows, M - mb);
+    uk.widen_rows(a.data + mb * a.ld, a.ld, mc, k4n, rows);
+    for (std::int64_t p = p_begin; p < p_end; ++p) {
+      uk.widen_panel(w.data() + p * w.panel_bytes(), k4n, panel);
+      for (std::int64_t m0 = mb; m0 < mb + mc; m0 += mr) {
+        const int r = static_cast<int>(std::min(mr, mb + mc - m0));
+        uk.s8_wide_tile[r - 1](rows + (m0 - mb) * plan.row_bytes, plan.row_bytes, panel,
+                               plan.panel_bytes, k4n, t, m0, p * 16);
+      }
+    }
+  }
+}
+
 /// Runs a validated call on activations already prepared for it.
 inline void run_prepared(const gemm_call& c, const prepared_activations& a) {
   if (a.m == 0) return;
   const packed_weights& w = *c.w;
   const int threads = useful_threads(c.threads, a.m, w.n(), w.k());
   const tile_epilogue t = make_tile_epilogue(c, a);
+  if (takes_wide_route(c.kt->gemm, w, a.m)) {
+    // One scratch slice per thread, allocated here by the calling thread (workers
+    // never allocate); thread i takes panels [P i / T, P (i + 1) / T): parallel_for's
+    // own split, so the results are the same for any thread count.
+    const wide_plan plan = plan_wide(c.kt->gemm, w, a.m);
+    std::uint8_t* scratch = activation_scratch::of_this_thread().wide_buffer(
+        static_cast<std::size_t>(plan.slice_bytes * threads));
+    const std::int64_t P = w.panels(), T = threads;
+    parallel_for(T, threads, [&](std::int64_t b, std::int64_t e) {
+      for (std::int64_t i = b; i < e; ++i)
+        run_panels_wide(c, a, t, plan, P * i / T, P * (i + 1) / T, scratch + i * plan.slice_bytes);
+    });
+    return;
+  }
   parallel_for(w.panels(), threads,
                [&](std::int64_t b, std::int64_t e) { run_panels(c, a, t, b, e); });
 }

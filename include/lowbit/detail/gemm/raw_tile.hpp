@@ -97,6 +97,60 @@ inline void store_tile(const tile_epilogue& e, const raw_panel_terms& t, const s
   }
 }
 
+/// Finishes an s8 tile from its raw products p[R][16] = sum over K of (a' - shift) * w
+/// (shift 0 for kernels that multiply the u8 a' itself, 128 for kernels that multiply
+/// the signed a' - 128): v = p - (za' - shift) colsum [- zw rowsum + K za' zw], then
+/// the call's epilogue. Overwrites p.
+template <int R>
+inline void finish_s8_tile(const tile_epilogue& e, std::int32_t* p, std::uint32_t shift,
+                           std::int64_t m0, std::int64_t n0) noexcept {
+  const std::int64_t nc = e.n - n0 < 16 ? e.n - n0 : 16;
+  raw_panel_terms t;
+  tile_epilogue e2 = e;
+  e2.za = wrap(static_cast<std::uint32_t>(e.za) - shift);
+  load_raw_panel_terms(e2, true, n0, nc, t);
+  for (int r = 0; r < R; ++r) {
+    // v = P - za' colsum [- zw rowsum + K za' zw], wrapping uint32 (exact)
+    const auto rs = e.zw ? static_cast<std::uint32_t>(e.rowsum[m0 + r]) : 0u;
+    for (int j = 0; j < 16; ++j)
+      p[r * 16 + j] =
+          wrap(static_cast<std::uint32_t>(p[r * 16 + j]) - t.zc[j] - t.zw[j] * rs + t.kzw[j]);
+  }
+  store_tile(e, t, p, nullptr, R, m0, n0, nc);
+}
+
+/// An s4 tile from a kernel that returns one group's raw products at a time:
+/// group(g, p) writes p[R][16] = sum over group g of a' * w' where w' = w (stored
+/// nibble - 8) or, when PlusEight, the stored nibble w + 8 itself (then the group's
+/// activation sums remove the 8: tile_epilogue::group_rowsum must be set).
+template <int R, bool IntOut, bool PlusEight, class Group>
+inline void s4_tile_from_groups(const tile_epilogue& e, std::int64_t groups, const panel_group* pg,
+                                std::int64_t m0, std::int64_t n0, Group&& group) noexcept {
+  std::int32_t p[R * 16];
+  std::int32_t v[R * 16] = {};
+  float f[R * 16] = {};
+  const auto za = static_cast<std::uint32_t>(e.za);
+  for (std::int64_t g = 0; g < groups; ++g) {
+    group(g, p);
+    for (int r = 0; r < R; ++r) {
+      // - 8 * rowsum[m][g], wrapping (exact mod 2^32 like every correction)
+      const std::uint32_t eight =
+          PlusEight ? 8u * static_cast<std::uint32_t>(e.group_rowsum[(m0 + r) * e.groups + g]) : 0u;
+      for (int j = 0; j < 16; ++j) {
+        const std::int32_t vg = wrap(static_cast<std::uint32_t>(p[r * 16 + j]) - eight -
+                                     za * static_cast<std::uint32_t>(pg[g].column_sums[j]));
+        v[r * 16 + j] =
+            wrap(static_cast<std::uint32_t>(v[r * 16 + j]) + static_cast<std::uint32_t>(vg));
+        if (!IntOut) f[r * 16 + j] = f[r * 16 + j] + static_cast<float>(vg) * pg[g].scales[j];
+      }
+    }
+  }
+  const std::int64_t nc = e.n - n0 < 16 ? e.n - n0 : 16;
+  raw_panel_terms t;
+  load_raw_panel_terms(e, false, n0, nc, t);
+  store_tile(e, t, v, IntOut ? nullptr : f, R, m0, n0, nc);
+}
+
 /// K::s8<R> / K::s4<R> as table tiles; K::mr rows, one panel.
 template <class K>
 struct raw_tiles {
@@ -114,42 +168,17 @@ struct raw_tiles {
     static_assert(NP == 1, "raw kernels are one panel wide");
     std::int32_t p[R * 16];
     K::template s8<R>(a, lda, b, 0, k4n, p);
-    const std::int64_t nc = e.n - n0 < 16 ? e.n - n0 : 16;
-    raw_panel_terms t;
-    load_raw_panel_terms(e, true, n0, nc, t);
-    for (int r = 0; r < R; ++r) {
-      // v = P - za' colsum [- zw rowsum + K za' zw], wrapping uint32 (exact)
-      const auto rs = e.zw ? static_cast<std::uint32_t>(e.rowsum[m0 + r]) : 0u;
-      for (int j = 0; j < 16; ++j)
-        p[r * 16 + j] =
-            wrap(static_cast<std::uint32_t>(p[r * 16 + j]) - t.zc[j] - t.zw[j] * rs + t.kzw[j]);
-    }
-    store_tile(e, t, p, nullptr, R, m0, n0, nc);
+    finish_s8_tile<R>(e, p, 0, m0, n0);
   }
 
   template <int R, bool IntOut>
   static void s4_tile(const std::uint8_t* a, std::int64_t lda, const std::uint8_t* b,
                       std::int64_t groups, std::int64_t g8, const panel_group* pg,
                       const tile_epilogue& e, std::int64_t m0, std::int64_t n0) noexcept {
-    std::int32_t p[R * 16];
-    std::int32_t v[R * 16] = {};
-    float f[R * 16] = {};
-    const auto za = static_cast<std::uint32_t>(e.za);
-    for (std::int64_t g = 0; g < groups; ++g) {
-      K::template s4<R>(a, lda, b, g * g8, (g + 1) * g8, p);
-      for (int r = 0; r < R; ++r)
-        for (int j = 0; j < 16; ++j) {
-          const std::int32_t vg = wrap(static_cast<std::uint32_t>(p[r * 16 + j]) -
-                                       za * static_cast<std::uint32_t>(pg[g].column_sums[j]));
-          v[r * 16 + j] =
-              wrap(static_cast<std::uint32_t>(v[r * 16 + j]) + static_cast<std::uint32_t>(vg));
-          if (!IntOut) f[r * 16 + j] = f[r * 16 + j] + static_cast<float>(vg) * pg[g].scales[j];
-        }
-    }
-    const std::int64_t nc = e.n - n0 < 16 ? e.n - n0 : 16;
-    raw_panel_terms t;
-    load_raw_panel_terms(e, false, n0, nc, t);
-    store_tile(e, t, v, IntOut ? nullptr : f, R, m0, n0, nc);
+    s4_tile_from_groups<R, IntOut, false>(e, groups, pg, m0, n0,
+                                          [&](std::int64_t g, std::int32_t* p) {
+                                            K::template s4<R>(a, lda, b, g * g8, (g + 1) * g8, p);
+                                          });
   }
 };
 

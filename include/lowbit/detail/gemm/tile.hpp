@@ -57,10 +57,15 @@ struct alignas(64) panel_group {
 struct tile_epilogue {
   enum class kind : std::uint8_t { int32, f32, requantize };
   kind type = kind::int32;
-  std::int64_t n = 0;                          ///< output channels (loads past n are masked)
-  std::int32_t za = 0;                         ///< activation zero point in the kernels' u8 domain
-  std::int32_t kza = 0;                        ///< K * za (wrapping), affine weights only
-  const std::int32_t* colsum = nullptr;        ///< s8: per channel
+  std::int64_t n = 0;                    ///< output channels (loads past n are masked)
+  std::int32_t za = 0;                   ///< activation zero point in the kernels' u8 domain
+  std::int32_t kza = 0;                  ///< K * za (wrapping), affine weights only
+  const std::int32_t* colsum = nullptr;  ///< s8: per channel
+  /// s8: where the weight -128 is, panel p's entries (k * 16 + lane) being
+  /// min_entries[min_offsets[p] .. min_offsets[p + 1]) (packed_weights::min_offsets()).
+  /// AVX2's sign trick corrects them (arch/avx2/gemm_tiles.hpp). Null: unknown.
+  const std::uint32_t* min_offsets = nullptr;
+  const std::uint32_t* min_entries = nullptr;
   const std::int32_t* zw = nullptr;            ///< s8 affine: per channel, else null
   const std::int32_t* rowsum = nullptr;        ///< s8 affine: per row, else null
   const std::int32_t* group_rowsum = nullptr;  ///< s4: [M x groups]
