@@ -6,6 +6,8 @@
 //   gemm/<isa>/<wtype>/M:<m>/N:<n>/K:<k>/threads:<t>   lowbit, every available isa
 //       <wtype> s8      int8 weights, per-channel symmetric
 //               s4g128  int4 weights, symmetric, one scale per group of 128 K values
+//               s8u7    int8 weights on the 7-bit activations of onednn_u7 (x / 2, all
+//                       < 128): tables with a 7-bit route (gemm_kernels().s8_u7) take it
 //   gemm/eigen_f32/f32/M:<m>/N:<n>/K:<k>/threads:<t>   Eigen 3.4, float
 //   gemm/openblas_f32/f32/M:<m>/N:<n>/K:<k>/threads:<t> OpenBLAS cblas_sgemm, float,
 //                                                       row-major (cblas_sgemv at M = 1)
@@ -244,10 +246,14 @@ void check_after_loop(benchmark::State& st, const std::string& name, const probl
 // The kernels gemm() runs for weights packed for `level`: the names in its kernel
 // table (arch/<isa>/kernels.hpp; amx_int8's table holds the AVX-512 VNNI kernels until
 // the AMX tile kernel lands).
-std::string kernels_label(lowbit::isa level, bool s4, std::int64_t m) {
+std::string kernels_label(lowbit::isa level, bool s4, bool u7, std::int64_t m) {
   const lowbit::gemm_kernel_names k = lowbit::gemm_kernels(level);
   const bool wide = !s4 && k.s8_wide != nullptr && m >= k.s8_wide_min_rows;
-  return std::string(lowbit::to_string(level)) + ": " + (s4 ? k.s4 : wide ? k.s8_wide : k.s8);
+  return std::string(lowbit::to_string(level)) + ": " +
+         (s4                         ? k.s4
+          : u7 && k.s8_u7 != nullptr ? k.s8_u7
+          : wide                     ? k.s8_wide
+                                     : k.s8);
 }
 
 const lowbit::packed_weights& get_packed(const problem& p, lowbit::isa level, bool s4) {
@@ -270,13 +276,13 @@ const lowbit::packed_weights& get_packed(const problem& p, lowbit::isa level, bo
   return cached->w;
 }
 
-void bm_lowbit(benchmark::State& st, std::string name, shape s, lowbit::isa level, bool s4,
+void bm_lowbit(benchmark::State& st, std::string name, shape s, lowbit::isa level, bool s4, bool u7,
                int threads) {
   try {
     const problem& p = get_problem(s);
     const lowbit::packed_weights& w = get_packed(p, level, s4);
-    const auto x = lowbit::activations::u8(p.x.data(), s.m, s.k, s.k, p.zx,
-                                           lowbit::span<const float>(&p.sx, 1));
+    const auto x = lowbit::activations::u8((u7 ? p.x7 : p.x).data(), s.m, s.k, s.k,
+                                           u7 ? p.zx7 : p.zx, lowbit::span<const float>(&p.sx, 1));
     const auto e = lowbit::epilogue::f32(lowbit::span<const float>(p.bias));
     std::vector<float> y(static_cast<std::size_t>(s.m * s.n));
     lowbit::gemm_context ctx;
@@ -288,8 +294,9 @@ void bm_lowbit(benchmark::State& st, std::string name, shape s, lowbit::isa leve
       benchmark::ClobberMemory();
     }
     set_gops(st, s, wall.seconds(), static_cast<double>(w.panels() * w.panel_bytes()));
-    st.SetLabel(kernels_label(w.level(), s4, s.m) + " w=" + (s4 ? "s4g128" : "s8"));
-    check_after_loop(st, name, p, s4, y.data(), 1e-5);
+    st.SetLabel(kernels_label(w.level(), s4, u7, s.m) + " w=" + (s4 ? "s4g128" : "s8") +
+                (u7 ? " x=u7" : ""));
+    check_after_loop(st, name, p, s4, y.data(), 1e-5, u7);
   } catch (const std::exception& ex) {
     st.SkipWithError(ex.what());
   }
@@ -594,11 +601,16 @@ const int registered = [] {
   for (const shape& s : shapes()) {
     for (lowbit::isa i : lowbit::available_isas()) {
       const std::string is = lowbit::to_string(i);
-      for (bool s4 : {false, true}) {
+      for (int wt = 0; wt < 3; ++wt) {  // s8, s4g128, s8u7
+        const bool s4 = wt == 1, u7 = wt == 2;
         if (s4 && !s4_supported(s)) continue;  // s4g128 needs K % 128 == 0: no K = 314
         for (int t : {1, 2}) {
-          const std::string name = "gemm/" + is + (s4 ? "/s4g128" : "/s8") + shape_suffix(s, t);
-          configure(benchmark::RegisterBenchmark(name.c_str(), bm_lowbit, name, s, i, s4, t));
+          const std::string name = "gemm/" + is +
+                                   (s4   ? "/s4g128"
+                                    : u7 ? "/s8u7"
+                                         : "/s8") +
+                                   shape_suffix(s, t);
+          configure(benchmark::RegisterBenchmark(name.c_str(), bm_lowbit, name, s, i, s4, u7, t));
         }
       }
     }

@@ -38,6 +38,7 @@ std::string kernels(lowbit::isa i) {
   std::string s = k.s8;
   if (k.s8_wide != nullptr)
     s += std::string(" (M >= ") + std::to_string(k.s8_wide_min_rows) + ": " + k.s8_wide + ")";
+  if (k.s8_u7 != nullptr) s += std::string(" (activations < 128: ") + k.s8_u7 + ")";
   return s + ", " + k.s4;
 }
 

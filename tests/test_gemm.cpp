@@ -1065,6 +1065,55 @@ TEST_CASE("-128 weights: listed at pack time, fixed up or sent to the int16 kern
   }
 }
 
+TEST_CASE("7-bit activations (every a' < 128) are exact on every path, any M", "[gemm][isa]") {
+  // AVX2 feeds such calls straight to vpmaddubsw (s8_4x16c4__avx2_u7): |pair| <=
+  // 2 * 127 * 128 fits int16 even next to -128 weights. One byte of 128 anywhere in
+  // the call must send it back to the exact full-range routes.
+  const auto paths = kernel_paths();
+  const std::int64_t N = 35, K = 777;
+  rng r(77);
+  const auto w = make_weights(
+      wkind::s8_affine_channel, N, K, 0,
+      [&](std::int64_t, std::int64_t) {
+        return r.next() % 3 == 0 ? -128 : (r.next() % 2 ? 127 : -127);
+      },
+      78);
+  const auto packed = pack_for(paths, w);
+  for (const std::int64_t M : {std::int64_t{1}, std::int64_t{3}, std::int64_t{9}, std::int64_t{20}})
+    for (int last : {127, 128}) {  // 128: the last byte of the call leaves the 7-bit range
+      const auto x = make_activations(
+          dtype::uint8, M, K, 61,
+          [&](std::int64_t i, std::int64_t j) {
+            if (i == M - 1 && j == K - 1) return last;
+            return r.next() % 2 ? 0 : 127;
+          },
+          79);
+      const auto want = run_reference<std::int32_t>(x, w, lowbit::epilogue::int32());
+      INFO("last byte " << last << ", " << describe(M, N, K, x, wkind::s8_affine_channel));
+      for (std::size_t p = 0; p < paths.size(); ++p) {
+        INFO("path " << paths[p].name);
+        CHECK(differences(run<std::int32_t>(paths[p], x, packed[p], lowbit::epilogue::int32()),
+                          want, N) == "");
+      }
+    }
+}
+
+TEST_CASE("all_below_128 looks at every byte of every prepared row", "[gemm]") {
+  std::vector<std::uint8_t> bytes(3 * 20, 127);
+  lowbit::detail::prepared_activations a;
+  a.data = bytes.data();
+  a.m = 3;
+  a.ld = 20;  // two 8-byte words and a 4-byte tail per row
+  CHECK(lowbit::detail::all_below_128(a));
+  for (std::size_t i = 0; i < bytes.size(); ++i) {
+    bytes[i] = 128;
+    INFO("byte " << i);
+    CHECK_FALSE(lowbit::detail::all_below_128(a));
+    bytes[i] = 0;
+  }
+  CHECK(lowbit::detail::all_below_128(a));
+}
+
 TEST_CASE("s4 group boundaries: every group has its own values and scale", "[gemm][isa]") {
   // Group g of channel n holds one value v(n, g) = ((5 g + 3 n) mod 16) - 8 (distinct
   // for the groups of a channel) and its own scale, so reading the wrong group's bytes,

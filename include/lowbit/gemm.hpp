@@ -60,11 +60,13 @@ struct gemm_kernel_names {
   const char* s8;       ///< int8 weights
   const char* s8_wide;  ///< int8 weights from s8_wide_min_rows rows on; null: s8 always
   std::int64_t s8_wide_min_rows;
-  const char* s4;  ///< int4 per-group weights
+  const char* s8_u7;  ///< int8 weights, activations all < 128 (any M); null: none
+  const char* s4;     ///< int4 per-group weights
 };
 inline gemm_kernel_names gemm_kernels(isa level) noexcept {
   const detail::kernel_table& t = detail::table_for(level);
-  return {t.gemm.s8_name, t.gemm.s8_wide_name, t.gemm.wide_min_rows, t.gemm.s4_name};
+  return {t.gemm.s8_name, t.gemm.s8_wide_name, t.gemm.wide_min_rows, t.gemm.s8_u7_name,
+          t.gemm.s4_name};
 }
 
 /// y = epilogue(x * W^T). See the file comment.

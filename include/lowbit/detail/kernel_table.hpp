@@ -97,6 +97,10 @@ struct gemm_ukernels {
   /// (widen_panel), into per-thread scratch, and runs s8_wide_tile on them (same
   /// signature as s8_tile, one panel, `a`/`b` pointing at the converted forms, lda in
   /// bytes). Small M keeps s8_tile, which streams the packed bytes as they are.
+  /// Non-null when s8_tile has a faster route for calls whose activations are all
+  /// below 128 (tile_epilogue::a_u7; the driver checks the prepared rows and then
+  /// prefers s8_tile over the wide route), e.g. "s8_4x16c4__avx2_u7".
+  const char* s8_u7_name = nullptr;
   const char* s8_wide_name = nullptr;  ///< e.g. "s8_6x16c2__avx2_i16"
   int s8_wide_mr = 0;
   std::int64_t wide_min_rows = 0;

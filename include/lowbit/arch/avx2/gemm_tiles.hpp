@@ -28,6 +28,10 @@
 //   int16 to at most 30600 < 32767 before one vpmaddwd widens them. The + 8 is removed
 //   per group with the group's activation sums (gemm.s4_group_sums), as on AVX-512.
 //
+// s8, 7-bit activations (the driver found every a' of the call below 128: PyTorch's
+//   reduce_range, oneDNN's u7): vpmaddubsw(a', w) directly, |pair| <= 2 * 127 * 128 =
+//   32512; 3 uops per 32 products, oneDNN's own AVX2 loop, for any M.
+//
 // s8, wide route (M >= 8, compute-bound): int16 operands converted once. The driver
 //   widens each row block of a' to int16 (widen_rows) and each panel, once per row
 //   block, to int16 K pairs (widen_panel); the 6 x 16 tile then needs only vpmaddwd
@@ -252,14 +256,46 @@ struct gemm_tiles {
     }
   }
 
-  /// The table's s8 tile: the sign trick and its -128 fix-up, or the int16 kernel for a
-  /// panel dense in -128.
+  /// c[MR][16] = sum over packed rows [0, k4n) of a' * w, every a' < 128.
+  ///
+  /// Register map (MR = 4): acc[r][h] 8, w[h] 2 as in s8_sign; a = a'[r][4k4 .. 4k4+3]
+  /// in every lane; vpmaddubsw(a, w[h]) -> vpmaddwd(., ones) -> acc[r][h].
+  template <int MR>
+  static void s8_u7(const std::uint8_t* a, std::int64_t lda, const std::uint8_t* b,
+                    std::int64_t k4n, std::int32_t* c) noexcept {
+    const __m256i ones = _mm256_set1_epi16(1);
+    __m256i acc[MR][2];
+    for (int r = 0; r < MR; ++r) acc[r][0] = acc[r][1] = _mm256_setzero_si256();
+    for (std::int64_t k4 = 0; k4 < k4n; ++k4) {
+      const __m256i w0 = _mm256_load_si256(reinterpret_cast<const __m256i*>(b + k4 * 64));
+      const __m256i w1 = _mm256_load_si256(reinterpret_cast<const __m256i*>(b + k4 * 64 + 32));
+      for (int r = 0; r < MR; ++r) {
+        const __m256i x = broadcast4(a + r * lda + 4 * k4);
+        acc[r][0] =
+            _mm256_add_epi32(acc[r][0], _mm256_madd_epi16(_mm256_maddubs_epi16(x, w0), ones));
+        acc[r][1] =
+            _mm256_add_epi32(acc[r][1], _mm256_madd_epi16(_mm256_maddubs_epi16(x, w1), ones));
+      }
+    }
+    for (int r = 0; r < MR; ++r) {
+      _mm256_storeu_si256(reinterpret_cast<__m256i*>(c + r * 16), acc[r][0]);
+      _mm256_storeu_si256(reinterpret_cast<__m256i*>(c + r * 16 + 8), acc[r][1]);
+    }
+  }
+
+  /// The table's s8 tile: 7-bit activations straight into vpmaddubsw; otherwise the
+  /// sign trick and its -128 fix-up, or the int16 kernel for a panel dense in -128.
   template <int R, int NP>
   static void s8_tile(const std::uint8_t* a, std::int64_t lda, const std::uint8_t* b,
                       std::int64_t /*panel_bytes*/, std::int64_t k4n,
                       const detail::tile_epilogue& e, std::int64_t m0, std::int64_t n0) noexcept {
     static_assert(NP == 1, "AVX2 tiles are one panel wide");
     std::int32_t p[R * 16];
+    if (e.a_u7) {
+      s8_u7<R>(a, lda, b, k4n, p);
+      detail::finish_s8_tile<R>(e, p, 0, m0, n0);
+      return;
+    }
     if (e.min_offsets != nullptr) {
       const std::uint32_t* first = e.min_entries + e.min_offsets[n0 / 16];
       const std::uint32_t* last = e.min_entries + e.min_offsets[n0 / 16 + 1];

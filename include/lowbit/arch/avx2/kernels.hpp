@@ -4,6 +4,7 @@
 //   gemm         s8_4x16c4__avx2_sign   vpmaddubsw with the sign trick; a panel holding a -128
 //                                      weight runs the int16 kernel s8_2x16c4__avx2
 //                s8_6x16c2__avx2_i16    from M = 8: int16 activations and panels, vpmaddwd
+//                s8_4x16c4__avx2_u7     any M, when every activation byte is < 128
 //                s4_4x16c8__avx2        vpmaddubsw on the stored w + 8, int16 sums
 //                (arch/avx2/gemm_tiles.hpp; epilogue in C++, detail/gemm/raw_tile.hpp)
 //   weight_only  f32s8_4x16c4__avx2, f32s4_4x16c8__avx2 (FMA)
@@ -75,6 +76,7 @@ constexpr detail::kernel_table make_table() noexcept {
   t.level = isa::avx2;
   t.gemm = detail::gemm_ukernels_of<gemm_tiles>("s8_4x16c4__avx2_sign", "s4_4x16c8__avx2");
   detail::add_wide_route<gemm_tiles>(t.gemm, "s8_6x16c2__avx2_i16");
+  t.gemm.s8_u7_name = "s8_4x16c4__avx2_u7";
   t.weight_only =
       detail::f32_ukernels_of<gemm_f32_kernels>("f32s8_4x16c4__avx2", "f32s4_4x16c8__avx2");
   fill_quant(t.quant);

@@ -457,13 +457,32 @@ inline void run_panels_wide(const gemm_call& c, const prepared_activations& a,
   }
 }
 
+/// Whether every prepared a' (rows x ld bytes, the K padding zeros included) is below
+/// 128. One OR over the bytes: O(M K), next to the O(M N K) of the call.
+inline bool all_below_128(const prepared_activations& a) noexcept {
+  const std::int64_t words = a.ld / 8;  // ld is a multiple of 4; a tail of 4 bytes remains
+  std::uint64_t any = 0;
+  for (std::int64_t m = 0; m < a.m; ++m) {
+    const std::uint8_t* row = a.data + m * a.ld;
+    for (std::int64_t i = 0; i < words; ++i) {
+      std::uint64_t v;
+      std::memcpy(&v, row + 8 * i, 8);
+      any |= v;
+    }
+    for (std::int64_t i = words * 8; i < a.ld; ++i) any |= row[i];
+  }
+  return (any & 0x8080808080808080u) == 0;
+}
+
 /// Runs a validated call on activations already prepared for it.
 inline void run_prepared(const gemm_call& c, const prepared_activations& a) {
   if (a.m == 0) return;
   const packed_weights& w = *c.w;
   const int threads = useful_threads(c.threads, a.m, w.n(), w.k());
-  const tile_epilogue t = make_tile_epilogue(c, a);
-  if (takes_wide_route(c.kt->gemm, w, a.m)) {
+  tile_epilogue t = make_tile_epilogue(c, a);
+  const gemm_ukernels& uk = c.kt->gemm;
+  t.a_u7 = uk.s8_u7_name != nullptr && w.format() == weight_format::s8 && all_below_128(a);
+  if (!t.a_u7 && takes_wide_route(uk, w, a.m)) {
     // One scratch slice per thread, allocated here by the calling thread (workers
     // never allocate); thread i takes panels [P i / T, P (i + 1) / T): parallel_for's
     // own split, so the results are the same for any thread count.

@@ -66,6 +66,10 @@ struct tile_epilogue {
   /// AVX2's sign trick corrects them (arch/avx2/gemm_tiles.hpp). Null: unknown.
   const std::uint32_t* min_offsets = nullptr;
   const std::uint32_t* min_entries = nullptr;
+  /// s8: every prepared a' of the call is below 128 (7-bit activations: PyTorch's
+  /// reduce_range, oneDNN's u7). Set only for tables with gemm_ukernels::s8_u7_name,
+  /// whose tiles then multiply a' directly (vpmaddubsw cannot saturate).
+  bool a_u7 = false;
   const std::int32_t* zw = nullptr;            ///< s8 affine: per channel, else null
   const std::int32_t* rowsum = nullptr;        ///< s8 affine: per row, else null
   const std::int32_t* group_rowsum = nullptr;  ///< s4: [M x groups]
