@@ -10,6 +10,11 @@ vpdpbusd peak (peak/avx512_vnni, times the thread count).
         --benchmark_report_aggregates_only=true --benchmark_format=json > gemm.json
     python3 benchmarks/gemm_table.py gemm.json [more.json ...]
 
+--avx2 prints the AVX2 table instead (lowbit avx2 s8 / s8u7 / s4g128 beside oneDNN
+u7 and full-range, OpenBLAS and Eigen f32); run the benchmark for it with
+LOWBIT_MAX_ISA=avx2 ONEDNN_MAX_CPU_ISA=AVX2 OPENBLAS_CORETYPE=Haswell on a CPU that
+has more than AVX2.
+
 With several files (separate runs of the same command), each cell is the median of
 the runs' medians: on a shared machine one run can land in a noisy minute.
 Only the standard library; benchmark names are parsed by the contract in
@@ -51,10 +56,46 @@ def merge(runs):
     return {k: statistics.median([r[k] for r in runs if k in r]) for k in keys}
 
 
+def avx2_table(context, gops, gbps):
+    """The AVX2 table of docs/BENCHMARKS.md: lowbit's avx2 rows beside the peers a user
+    of an AVX2 machine would pick, ratios from the same run."""
+    shapes = sorted({k[2:] for k in gops}, key=lambda s: (-s[0] * s[1] * s[2], s[3]))
+    cols = [("avx2", "s8"), ("avx2", "s8u7"), ("avx2", "s4g128"), ("onednn_u7", "s8"),
+            ("onednn", "s8"), ("openblas_f32", "f32"), ("eigen_f32", "f32")]
+    head = ["shape", "threads"] + [f"{i} {w}" for i, w in cols]
+    head += ["s8 / oneDNN u7", "s8u7 / oneDNN u7", "s8 / OpenBLAS", "s4 / s8", "2 thr / 1 thr (s8)"]
+    print("| " + " | ".join(head) + " |")
+    print("|" + "---|" * len(head))
+    ratio = lambda a, b: f"{a / b:.2f}x" if a and b else "—"
+    for M, N, K, t in shapes:
+        g = lambda i, w, tt=t: gops.get((i, w, M, N, K, tt))
+        vals = [g(i, w) for i, w in cols]
+        row = [f"M:{M} N:{N} K:{K}", str(t)]
+        for (i, w), v in zip(cols, vals):
+            row.append(f"{v:.1f}" if v is not None else ("wrong/—" if i == "onednn" else "—"))
+        s8, s8u7, s4 = g("avx2", "s8"), g("avx2", "s8u7"), g("avx2", "s4g128")
+        u7, blas = g("onednn_u7", "s8"), g("openblas_f32", "f32")
+        scale = ratio(g("avx2", "s8", 2), g("avx2", "s8", 1)) if t == 2 else ""
+        row += [ratio(s8, u7), ratio(s8u7, u7), ratio(s8, blas), ratio(s4, s8), scale]
+        print("| " + " | ".join(row) + " |")
+    for key in ("lowbit_gemm_cpu", "gemm_onednn", "gemm_openblas", "gemm_eigen"):
+        if key in context:
+            print(f"\n{key}: {context[key]}")
+
+
 def main():
-    if len(sys.argv) < 2:
-        sys.exit("usage: gemm_table.py RESULTS.json [MORE.json ...]")
-    loaded = [load(path) for path in sys.argv[1:]]
+    args = sys.argv[1:]
+    avx2 = "--avx2" in args
+    args = [a for a in args if a != "--avx2"]
+    if not args:
+        sys.exit("usage: gemm_table.py [--avx2] RESULTS.json [MORE.json ...]")
+    loaded = [load(path) for path in args]
+    if avx2:
+        context = loaded[0][0]
+        gops, gbps = (merge([run[i] for run in loaded]) for i in (1, 2))
+        print(f"{len(loaded)} run(s); each cell is the median over them of the run's median")
+        avx2_table(context, gops, gbps)
+        return
     context = loaded[0][0]
     gops, gbps, peak = (merge([run[i] for run in loaded]) for i in (1, 2, 3))
     print(f"{len(loaded)} run(s); each cell is the median over them of the run's median")
