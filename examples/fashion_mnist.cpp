@@ -51,6 +51,7 @@
 #include <lowbit/layers/qat.hpp>
 #include <lowbit/lowbit.hpp>
 
+#include "support/fp32_native.hpp"
 #include "support/idx.hpp"
 #include "support/report.hpp"
 
@@ -95,8 +96,9 @@ const char* kUsage =
     "                     (default 1000)\n"
     "  --train-limit N    use only the first N training images (default: all 60000)\n"
     "  --test-limit N     evaluate on the first N test images (default: all 10000)\n"
-    "  --threads N        threads of lowbit's integer kernels (default 1; FP32 rows use\n"
-    "                     Eigen, single-threaded)\n"
+    "  --threads N        threads of lowbit's integer kernels and of the FP32 rows' GEMM\n"
+    "                     (default 1; FP32 rows: OpenBLAS when installed, else Eigen built\n"
+    "                     with -march=native; training: Eigen, single-threaded)\n"
     "  --reps N           timed repetitions for the batch-1 latency (default 300; the large\n"
     "                     batch uses N/10, at least 3); the median is reported\n"
     "  --latency-batch N  the large latency batch (default 256, at most the test images)\n"
@@ -532,11 +534,12 @@ int run(int argc, char** argv) {
 
   std::printf("# Fashion-MNIST: FP32 vs INT8 vs INT4 vs QAT INT4\n\n");
   std::printf("lowbit %s; CPU: %s\n", LOWBIT_VERSION_STRING, lowbit::describe_cpu().c_str());
-  std::printf(
-      "ISA: %s (integer kernels; LOWBIT_MAX_ISA caps it); FP32 rows: Eigen %d.%d.%d, %d thread\n",
-      lowbit::to_string(lowbit::best_isa()), EIGEN_WORLD_VERSION, EIGEN_MAJOR_VERSION,
-      EIGEN_MINOR_VERSION, Eigen::nbThreads());
-  std::printf("threads: %d (lowbit GEMM); training: Eigen, single-threaded\n", threads);
+  const std::string fp32_name = example::use_native_fp32();
+  std::printf("ISA: %s (integer kernels; LOWBIT_MAX_ISA caps it); FP32 rows: %s\n",
+              lowbit::to_string(lowbit::best_isa()), fp32_name.c_str());
+  std::printf("gemm kernels: %s\n", example::gemm_kernels_line().c_str());
+  std::printf("threads: %d (lowbit GEMM and FP32 rows); training: Eigen, single-threaded\n",
+              threads);
 
   // ---- data -------------------------------------------------------------------------
   if (!fs::is_directory(data_dir))
@@ -795,9 +798,9 @@ int run(int argc, char** argv) {
             std::to_string(nc) + " training images in " + std::to_string(calib.size()) +
             " batches; INT4 group size " + std::to_string(group) + " (784 inputs zero-padded to " +
             std::to_string(int4_minmax.padded_k(784)) + ")\n";
-  config += "- ISA " + std::string(lowbit::to_string(lowbit::best_isa())) +
-            ", lowbit GEMM threads " + std::to_string(threads) +
-            ", latency = median wall time of one forward pass\n";
+  config += "- ISA " + std::string(lowbit::to_string(lowbit::best_isa())) + " (gemm " +
+            example::gemm_kernels_line() + "); FP32 rows: " + fp32_name + "; lowbit GEMM threads " +
+            std::to_string(threads) + ", latency = median wall time of one forward pass\n";
   config += "- models as run:\n";
   for (const auto& r : results)
     config += "  - " + r.spec.name + ": " + r.model +

@@ -50,6 +50,7 @@
 #include <lowbit/lowbit.hpp>
 #include <nlohmann/json.hpp>
 
+#include "support/fp32_native.hpp"
 #include "support/gpt2_model.hpp"
 #include "support/gpt2_tokenizer.hpp"
 #include "support/report.hpp"
@@ -176,7 +177,8 @@ struct variant {
   gpt2::precision prec = gpt2::precision::fp32;
   lowbit::linear_mode mode = lowbit::linear_mode::dynamic_w8a8;
   std::string label() const {
-    if (prec == gpt2::precision::fp32) return "FP32 (float_linear, Eigen)";
+    if (prec == gpt2::precision::fp32)
+      return std::string("FP32 (float_linear, ") + lowbit::fp32_gemm().name + ")";
     if (prec == gpt2::precision::int8)
       return mode == lowbit::linear_mode::weight_only ? "INT8 weight-only (f32 act.)"
                                                       : "INT8 W8A8 (per-row int8 act.)";
@@ -647,8 +649,8 @@ int run_parent(options o, const std::string& tok_dir, const std::string& prompt,
   };
   const double fp32_total = have_fp32 ? res[0]["total_s"].get<double>() : 0.0;
   example::table t({"variant", "weight MB", "peak RSS MB", "load+quant s", "ms/token", "total s",
-                    "CPU s", "tokens/s", "vs FP32", "first divergence", "top-1 agree",
-                    "max |dlogit|"});
+                    "CPU s", "tokens/s", "weight GB/s", "vs FP32", "first divergence",
+                    "top-1 agree", "max |dlogit|"});
   std::vector<example::bar> time_bars, mem_bars;
   bool sane = true;
   std::string problems;
@@ -679,6 +681,7 @@ int run_parent(options o, const std::string& tok_dir, const std::string& prompt,
            example::fmt("%.2f", r["load_s"].get<double>()), example::fmt("%.1f", 1e3 * total / gen),
            example::fmt("%.2f", total), example::fmt("%.2f", r["cpu_s"].get<double>()),
            example::fmt("%.1f", gen / total),
+           example::fmt("%.1f", r["weight_bytes"].get<double>() * gen / total / 1e9),
            have_fp32 ? example::fmt("%.2fx", fp32_total / total) : "-", div, agree, err});
     const std::string chart = "lowbit " + r["short"].get<std::string>();
     time_bars.push_back({chart, total});
@@ -820,7 +823,10 @@ int run_parent(options o, const std::string& tok_dir, const std::string& prompt,
       "MB = 10^6 bytes. weight MB = the model's weight storage (layers' memory_bytes(): packed "
       "weights, scales, column sums, biases; + wpe and LayerNorm in f32; wte counted once, as the "
       "LM head). total s = prefill + decode of the generated tokens; ms/token and tokens/s per "
-      "generated token; CPU s = CPU time of the generation (all threads; a wall time well above "
+      "generated token; weight GB/s = weight MB x generated tokens / total s: the weight bytes "
+      "each token streams, per second (decode reads every weight once per token; prefill is in "
+      "total s), to set beside lowbit_bench's memory/read_only; CPU s = CPU time of the generation "
+      "(all threads; a wall time well above "
       "it means the machine was busy with other work); vs FP32 = FP32 total / total at the same "
       "thread count. first divergence: "
       "first generated token differing from FP32's greedy text; top-1 agree and max |dlogit|: "
@@ -908,6 +914,7 @@ int write_synthetic(const options& o, const std::string& path) {
 
 int main(int argc, char** argv) {
   try {
+    example::use_native_fp32();  // the FP32 variant's GEMM (support/fp32_native.hpp)
     example::flags fl(argc, argv, kUsage);
     if (fl.help()) {
       std::fputs(kUsage, stdout);

@@ -4,8 +4,9 @@
 //   nn.Sequential(Linear(768, 512), ReLU, Linear(512, 314), ReLU,
 //                 Linear(314, 128), ReLU, Linear(128, 64), Sigmoid)
 //
-// Rows: FP32 (Eigen), dynamic INT8, dynamic INT8 PyTorch-compatible, static INT8
-// calibrated with min-max and with histogram observers, W4A8 per group, weight-only INT4.
+// Rows: FP32 (OpenBLAS or Eigen built for this machine: support/fp32_native.hpp), dynamic
+// INT8, dynamic INT8 PyTorch-compatible, static INT8 calibrated with min-max and with
+// histogram observers, W4A8 per group, weight-only INT4.
 // Columns: model bytes, max / mean abs error vs FP32 on the evaluation batch (4 rows),
 // median latency per batch at batch 4 and 256, speedup vs FP32 at the same batch.
 // Writes <out>/mlp_compare.md, <out>/mlp_latency.svg and <out>/mlp_error.svg.
@@ -60,6 +61,7 @@
 #include <lowbit/io/safetensors.hpp>
 #include <lowbit/lowbit.hpp>
 
+#include "support/fp32_native.hpp"
 #include "support/report.hpp"
 
 namespace {
@@ -71,7 +73,7 @@ using lowbit::vectorf;
 constexpr int kLayers = 4;
 constexpr std::array<std::int64_t, kLayers + 1> kDims = {768, 512, 314, 128, 64};
 // Sanity bounds (see "Checks" in the usage text). Outputs are sigmoids in [0, 1].
-constexpr double kFp32Bound = 1e-4;     ///< FP32 (Eigen) vs the float64 reference
+constexpr double kFp32Bound = 1e-4;     ///< FP32 vs the float64 reference
 constexpr double kInt8Bound = 0.05;     ///< INT8 rows: max abs error (--tolerance)
 constexpr double kInt8RelBound = 0.10;  ///< INT8 rows: mean abs error / FP32 spread
 constexpr double kInt4Bound = 0.10;     ///< INT4 rows: max abs error
@@ -82,8 +84,8 @@ const char* const kUsage = R"(usage: mlp_compare [options]
 The MLP of the PyTorch quantization article,
   nn.Sequential(Linear(768, 512), ReLU, Linear(512, 314), ReLU,
                 Linear(314, 128), ReLU, Linear(128, 64), Sigmoid),
-in FP32 (Eigen) and every lowbit mode: dynamic INT8, dynamic INT8 PyTorch-compatible
-(quantize_dynamic's rule: per-tensor uint8 activations with reduce_range, per-tensor
+in FP32 (OpenBLAS, else Eigen built for this machine) and every lowbit mode: dynamic INT8,
+dynamic INT8 PyTorch-compatible (quantize_dynamic's rule: per-tensor uint8 activations with reduce_range, per-tensor
 int8 weights), static INT8 calibrated with min-max and histogram observers, W4A8 per
 group and weight-only INT4. Prints a Markdown table (model bytes, max / mean abs error
 vs FP32, median latency per batch at batch 4 and 256, speedup vs FP32) and writes
@@ -111,8 +113,9 @@ options:
   --timing-batch N      the large timing batch (default 256); the small one is 4
   --reps N              timed runs per cell, median reported (default 0 = auto: about
                         0.15 s per cell, at least 5 runs)
-  --threads N           threads for lowbit's GEMMs (default 1). The FP32 baseline is Eigen's
-                        GEMM, multi-threaded only in builds with OpenMP.
+  --threads N           threads for lowbit's GEMMs and the FP32 baseline (default 1). The
+                        FP32 baseline is OpenBLAS when installed, else Eigen built with
+                        -march=native (threaded only in builds with OpenMP).
   --tolerance X         max abs error bound of the INT8 rows (default 0.05, see Checks)
   --out DIR             output directory (default lowbit-results)
   --save-weights PATH   write the float weights in the names above (0.weight ..): a
@@ -537,6 +540,7 @@ int run(int argc, char** argv) {
   const long big = positive(fl, "timing-batch", 256, 1);
   const long reps = positive(fl, "reps", 0, 0);
   const int threads = static_cast<int>(positive(fl, "threads", 1, 1));
+  const char* fp32_name = example::use_native_fp32();
   double tol = kInt8Bound;
   {
     const std::string t = fl.str("tolerance", "");
@@ -596,10 +600,9 @@ int run(int argc, char** argv) {
   line("cpu: " + lowbit::describe_cpu());
   line(std::string("ISA: ") + lowbit::to_string(lowbit::best_isa()) + " (lowbit dispatch; cap " +
        lowbit::to_string(lowbit::max_isa()) + ", LOWBIT_MAX_ISA lowers it)");
-  line("threads: " + std::to_string(threads) + " for lowbit's GEMMs; FP32 baseline: Eigen " +
-       std::to_string(EIGEN_WORLD_VERSION) + "." + std::to_string(EIGEN_MAJOR_VERSION) + "." +
-       std::to_string(EIGEN_MINOR_VERSION) + ", SIMD " + Eigen::SimdInstructionSetsInUse() +
-       " (fixed at compile time), " + std::to_string(Eigen::nbThreads()) + " thread(s)");
+  line("threads: " + std::to_string(threads) + " for lowbit's GEMMs and the FP32 baseline; " +
+       "FP32 baseline: " + fp32_name + " (support/fp32_native.hpp)");
+  line("gemm kernels: " + example::gemm_kernels_line());
   line(
       "model: nn.Sequential(Linear(768, 512), ReLU, Linear(512, 314), ReLU, Linear(314, 128), "
       "ReLU, Linear(128, 64), Sigmoid)");
@@ -629,10 +632,10 @@ int run(int argc, char** argv) {
   std::vector<row> rows;
   {
     row r;
-    r.name = "FP32 (Eigen)";
+    r.name = "FP32";
     r.id = "fp32";
     r.fp32 = true;
-    r.config = "float32, Eigen GEMM";
+    r.config = std::string("float32, ") + fp32_name;
     r.model = fp32;
     rows.push_back(std::move(r));
   }
@@ -796,11 +799,11 @@ int run(int argc, char** argv) {
   md += "\nmodel bytes: memory_bytes() (weights, scales, sums, bias). Errors: vs FP32 on the " +
         std::to_string(x.rows()) +
         "-row evaluation input; spread = mean |y - mean(y)| of the FP32 outputs. Latency: "
-        "median per batch. The FP32 baseline is Eigen built for the compiler's default target (" +
-        Eigen::SimdInstructionSetsInUse() + "), lowbit's kernels are chosen at run time (" +
-        lowbit::to_string(lowbit::best_isa()) +
-        "): part of the speedup is the wider SIMD (build with -march=native to give Eigen the "
-        "same ISA).\n";
+        "median per batch. The FP32 baseline is " +
+        fp32_name +
+        " (OpenBLAS when installed, else Eigen built for this machine: support/fp32_native.hpp); "
+        "lowbit's kernels are chosen at run time (" +
+        lowbit::to_string(lowbit::best_isa()) + ").\n";
   std::printf("\n%s\n", md.c_str());
   for (const auto& c : checks) std::printf("%s\n", c.c_str());
   std::string reps_note = "runs per cell (batch 4 / " + std::to_string(big) + "):";
@@ -859,10 +862,11 @@ int run(int argc, char** argv) {
     }
   }
   const std::string isa = lowbit::to_string(lowbit::best_isa());
-  example::write_file(fs::path(out_dir) / "mlp_latency.svg",
-                      example::svg_bar_chart("MLP speedup vs FP32 (Eigen), " +
-                                                 std::to_string(threads) + " thread(s), " + isa,
-                                             "x", lat));
+  example::write_file(
+      fs::path(out_dir) / "mlp_latency.svg",
+      example::svg_bar_chart("MLP speedup vs FP32 (" + std::string(fp32_name) + "), " +
+                                 std::to_string(threads) + " thread(s), " + isa,
+                             "x", lat));
   example::write_file(
       fs::path(out_dir) / "mlp_error.svg",
       example::svg_bar_chart(

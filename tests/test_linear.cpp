@@ -339,3 +339,41 @@ TEST_CASE("layers reject bad input with clear messages", "[linear]") {
   CHECK_THROWS_WITH(s.linear(randn(4, 36, 1.0f, 1)),
                     Contains("layer 1 expects 36 inputs but the previous layer produces 37"));
 }
+
+namespace {
+int g_fp32_calls = 0;
+void naive_fp32_gemm(std::int64_t m, std::int64_t n, std::int64_t k, const float* x,
+                     std::int64_t ldx, const float* w, std::int64_t ldw, float* y, std::int64_t ldy,
+                     int /*threads*/) {
+  ++g_fp32_calls;
+  for (std::int64_t i = 0; i < m; ++i)
+    for (std::int64_t j = 0; j < n; ++j) {
+      double acc = 0;
+      for (std::int64_t l = 0; l < k; ++l)
+        acc += static_cast<double>(x[i * ldx + l]) * static_cast<double>(w[j * ldw + l]);
+      y[i * ldy + j] = static_cast<float>(acc);
+    }
+}
+}  // namespace
+
+TEST_CASE("float_linear runs the float GEMM set_fp32_gemm installs, and says so", "[linear]") {
+  fixture f;
+  const lowbit::float_linear fl(f.w, f.b);
+  const matrixf x = randn(5, fixture::K, 1.0f, 31);
+  const matrixf want = fl(x);  // default: Eigen
+  CHECK(fl.describe().find("on eigen") != std::string::npos);
+  static const lowbit::fp32_gemm_backend naive{&naive_fp32_gemm, "naive double"};
+  lowbit::set_fp32_gemm(&naive);
+  g_fp32_calls = 0;
+  const matrixf got = fl(x);
+  CHECK(g_fp32_calls == 1);
+  CHECK(fl.describe().find("on naive double") != std::string::npos);
+  lowbit::set_fp32_gemm(nullptr);
+  CHECK(std::string(lowbit::fp32_gemm().name) == "eigen");
+  REQUIRE(got.rows() == want.rows());
+  REQUIRE(got.cols() == want.cols());
+  // both are x W^T + b of the same floats; the sums differ only in rounding order
+  for (Eigen::Index i = 0; i < got.rows(); ++i)
+    for (Eigen::Index j = 0; j < got.cols(); ++j)
+      CHECK(std::abs(got(i, j) - want(i, j)) <= 1e-4f * (1.0f + std::abs(want(i, j))));
+}

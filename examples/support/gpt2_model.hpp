@@ -378,7 +378,8 @@ void parallel_slices(i64 count, int threads, F&& f) {
   lowbit::detail::parallel_for(count, threads, std::forward<F>(f));
 }
 
-/// One linear layer y = x W^T + b of the model, FP32 (lowbit::float_linear, Eigen) or
+/// One linear layer y = x W^T + b of the model, FP32 (lowbit::float_linear on the
+/// process's float GEMM, lowbit/layers/fp32_gemm.hpp) or
 /// quantized (lowbit::quantized_linear), optionally split into shards of output rows.
 class linear {
  public:
@@ -423,7 +424,12 @@ class linear {
           using stride = Eigen::OuterStride<>;
           Eigen::Map<const lowbit::matrixf, 0, stride> xm(x, m, in_, stride(ldx));
           Eigen::Map<lowbit::matrixf, 0, stride> ym(y + n0, m, n1 - n0, stride(ldy));
-          ym.noalias() = xm * l.weight().middleRows(n0, n1 - n0).transpose();
+          // the process's float GEMM (lowbit/layers/fp32_gemm.hpp), one thread per slice
+          const lowbit::fp32_gemm_backend g = lowbit::fp32_gemm();
+          if (g.run != nullptr)
+            g.run(m, n1 - n0, in_, x, ldx, l.weight().data() + n0 * in_, in_, y + n0, ldy, 1);
+          else
+            ym.noalias() = xm * l.weight().middleRows(n0, n1 - n0).transpose();
           if (l.bias().size()) ym.rowwise() += l.bias().segment(n0, n1 - n0).transpose();
         });
         return;

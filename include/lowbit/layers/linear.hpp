@@ -54,6 +54,7 @@
 #include "lowbit/error.hpp"
 #include "lowbit/gemm.hpp"
 #include "lowbit/isa.hpp"
+#include "lowbit/layers/fp32_gemm.hpp"
 #include "lowbit/packed_weights.hpp"
 #include "lowbit/quantize.hpp"
 
@@ -642,10 +643,18 @@ class float_linear {
     if (b_.size() != 0 && b_.size() != w_.rows())
       detail::fail("float_linear: bias has ", b_.size(), " entries for out_features = ", w_.rows());
   }
-  matrixf operator()(const Eigen::Ref<const matrixf>& x, const gemm_context& = {}) const {
+  /// y = x W^T + b on the process's float GEMM (layers/fp32_gemm.hpp; default Eigen).
+  matrixf operator()(const Eigen::Ref<const matrixf>& x, const gemm_context& ctx = {}) const {
     if (x.cols() != w_.cols())
       detail::fail("float_linear: input has ", x.cols(), " features, layer expects ", w_.cols());
-    matrixf y = x * w_.transpose();
+    const fp32_gemm_backend g = fp32_gemm();
+    matrixf y(x.rows(), w_.rows());
+    if (g.run != nullptr && x.rows() > 0) {
+      g.run(x.rows(), w_.rows(), w_.cols(), x.data(), x.outerStride(), w_.data(), w_.cols(),
+            y.data(), w_.rows(), ctx.threads);
+    } else {
+      y.noalias() = x * w_.transpose();
+    }
     if (b_.size()) y.rowwise() += b_.transpose();
     return y;
   }
@@ -666,7 +675,7 @@ class float_linear {
   }
   std::string describe() const {
     return "float_linear f32 [" + std::to_string(in_features()) + " -> " +
-           std::to_string(out_features()) + "] on eigen";
+           std::to_string(out_features()) + "] on " + fp32_gemm().name;
   }
 
  private:

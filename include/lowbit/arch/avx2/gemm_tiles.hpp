@@ -68,6 +68,14 @@ inline __m256i broadcast4(const std::uint8_t* p) noexcept {
   return _mm256_set1_epi32(v);
 }
 
+/// v as computed: an empty asm the compiler cannot see through, so a product is never
+/// fused with the add that follows into an FMA (one rounding where the reference has
+/// two), whatever -ffp-contract says.
+inline __m256 unfused(__m256 v) noexcept {
+  __asm__("" : "+x"(v));
+  return v;
+}
+
 struct gemm_tiles {
   // The wide route (kernel_table.hpp, gemm_ukernels::s8_wide_tile): from 8 rows on,
   // where converting a panel once serves enough rows to pay for itself.
@@ -321,13 +329,50 @@ struct gemm_tiles {
     detail::finish_s8_tile<R>(e, p, 0, m0, n0);
   }
 
+  /// The table's s4 tile: per group, the raw sums of s4_plus8 and the group's
+  /// epilogue in registers (a C++ loop over 16 x R values per group would cost more
+  /// than the group's products at M = 1), then the call's epilogue.
+  ///
+  ///   v_g = P'_g - 8 group_rowsum[m][g] - za' colsum[n][g]      (int32, wrapping)
+  ///   int32 out: tot += v_g       else: f = f + float(v_g) * sw[n][g]  (mul, add)
   template <int R, bool IntOut>
   static void s4_tile(const std::uint8_t* a, std::int64_t lda, const std::uint8_t* b,
                       std::int64_t groups, std::int64_t g8, const detail::panel_group* pg,
                       const detail::tile_epilogue& e, std::int64_t m0, std::int64_t n0) noexcept {
-    detail::s4_tile_from_groups<R, IntOut, true>(
-        e, groups, pg, m0, n0,
-        [&](std::int64_t g, std::int32_t* p) { s4_plus8<R>(a, lda, b, g * g8, (g + 1) * g8, p); });
+    const __m256i za = _mm256_set1_epi32(e.za);
+    alignas(32) std::int32_t v[R * 16] = {};
+    alignas(32) float f[R * 16] = {};
+    for (std::int64_t g = 0; g < groups; ++g) {
+      alignas(32) std::int32_t p[R * 16];
+      s4_plus8<R>(a, lda, b, g * g8, (g + 1) * g8, p);
+      const detail::panel_group& grp = pg[g];
+      for (int h = 0; h < 2; ++h) {
+        const __m256i zc = _mm256_mullo_epi32(
+            za, _mm256_load_si256(reinterpret_cast<const __m256i*>(grp.column_sums + 8 * h)));
+        const __m256 sw = _mm256_load_ps(grp.scales + 8 * h);
+        for (int r = 0; r < R; ++r) {
+          const auto eight = static_cast<std::int32_t>(
+              8u * static_cast<std::uint32_t>(e.group_rowsum[(m0 + r) * e.groups + g]));
+          const __m256i vg = _mm256_sub_epi32(
+              _mm256_sub_epi32(
+                  _mm256_load_si256(reinterpret_cast<const __m256i*>(p + r * 16 + 8 * h)),
+                  _mm256_set1_epi32(eight)),
+              zc);
+          if constexpr (IntOut) {
+            auto* vr = reinterpret_cast<__m256i*>(v + r * 16 + 8 * h);
+            _mm256_store_si256(vr, _mm256_add_epi32(_mm256_load_si256(vr), vg));
+          } else {
+            float* fr = f + r * 16 + 8 * h;
+            _mm256_store_ps(fr, _mm256_add_ps(_mm256_load_ps(fr),
+                                              unfused(_mm256_mul_ps(_mm256_cvtepi32_ps(vg), sw))));
+          }
+        }
+      }
+    }
+    const std::int64_t nc = e.n - n0 < 16 ? e.n - n0 : 16;
+    detail::raw_panel_terms t;
+    detail::load_raw_panel_terms(e, false, n0, nc, t);
+    detail::store_tile(e, t, v, IntOut ? nullptr : f, R, m0, n0, nc);
   }
 };
 

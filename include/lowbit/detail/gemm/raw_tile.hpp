@@ -57,9 +57,13 @@ inline void load_raw_panel_terms(const tile_epilogue& e, bool s8, std::int64_t n
 
 /// Writes rows m0 .. m0 + rows - 1, channels n0 .. n0 + nc - 1 from the exact int32
 /// sums v[r][16] (and, s4, the float sums f[r][16]; null for s8).
-inline void store_tile(const tile_epilogue& e, const raw_panel_terms& t, const std::int32_t* v,
-                       const float* f, int rows, std::int64_t m0, std::int64_t n0,
-                       std::int64_t nc) noexcept {
+///
+/// These finishing steps are compiled for the baseline and never inlined into a
+/// kernel's target region (LOWBIT_NOINLINE): there GCC could fuse a multiply and an
+/// add into an FMA, one rounding instead of the two the reference does.
+LOWBIT_NOINLINE inline void store_tile(const tile_epilogue& e, const raw_panel_terms& t,
+                                       const std::int32_t* v, const float* f, int rows,
+                                       std::int64_t m0, std::int64_t n0, std::int64_t nc) noexcept {
   for (int r = 0; r < rows; ++r) {
     const std::int64_t m = m0 + r;
     const std::int32_t* vr = v + r * 16;
@@ -102,8 +106,8 @@ inline void store_tile(const tile_epilogue& e, const raw_panel_terms& t, const s
 /// the signed a' - 128): v = p - (za' - shift) colsum [- zw rowsum + K za' zw], then
 /// the call's epilogue. Overwrites p.
 template <int R>
-inline void finish_s8_tile(const tile_epilogue& e, std::int32_t* p, std::uint32_t shift,
-                           std::int64_t m0, std::int64_t n0) noexcept {
+LOWBIT_NOINLINE void finish_s8_tile(const tile_epilogue& e, std::int32_t* p, std::uint32_t shift,
+                                    std::int64_t m0, std::int64_t n0) noexcept {
   const std::int64_t nc = e.n - n0 < 16 ? e.n - n0 : 16;
   raw_panel_terms t;
   tile_epilogue e2 = e;
@@ -124,8 +128,9 @@ inline void finish_s8_tile(const tile_epilogue& e, std::int32_t* p, std::uint32_
 /// nibble - 8) or, when PlusEight, the stored nibble w + 8 itself (then the group's
 /// activation sums remove the 8: tile_epilogue::group_rowsum must be set).
 template <int R, bool IntOut, bool PlusEight, class Group>
-inline void s4_tile_from_groups(const tile_epilogue& e, std::int64_t groups, const panel_group* pg,
-                                std::int64_t m0, std::int64_t n0, Group&& group) noexcept {
+LOWBIT_NOINLINE void s4_tile_from_groups(const tile_epilogue& e, std::int64_t groups,
+                                         const panel_group* pg, std::int64_t m0, std::int64_t n0,
+                                         Group&& group) noexcept {
   std::int32_t p[R * 16];
   std::int32_t v[R * 16] = {};
   float f[R * 16] = {};
