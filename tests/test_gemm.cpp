@@ -1009,7 +1009,7 @@ TEST_CASE("extreme values: no int16 saturation, no sign-extension errors", "[gem
   }
 }
 
-TEST_CASE("-128 weights: listed at pack time, fixed up or sent to the int16 kernel, exact",
+TEST_CASE("weights of -128: listed at pack time, fixed up or sent to the int16 kernel, exact",
           "[gemm][isa]") {
   // AVX2's vpmaddubsw sign trick cannot negate -128 (arch/avx2/gemm_tiles.hpp): packing
   // lists where -128 is, the tile adds the missing products back, and a panel with more

@@ -84,17 +84,18 @@ elseif(MODE STREQUAL "smoke")
   expect("synthetic label" "${out}" "SYNTHETIC weights")
   expect("checksum" "${out}" "weights verified \\(checksum [0-9a-f]+\\)")
   expect("table header" "${out}" "\\| variant +\\| weight MB +\\| peak RSS MB +\\|")
-  # variant | weight MB | peak RSS MB | load s | ms/token | total s | CPU s | tokens/s | vs FP32
+  # variant | weight MB | peak RSS MB | load s | ms/token | total s | CPU s | tokens/s |
+  # weight GB/s | vs FP32
   set(num "[0-9]+\\.[0-9]+")
-  set(cols7 "")  # CMake regexes have no {n}
-  foreach(_i RANGE 1 7)
-    string(APPEND cols7 "\\| ${num} +")
+  set(cols8 "")  # CMake regexes have no {n}
+  foreach(_i RANGE 1 8)
+    string(APPEND cols8 "\\| ${num} +")
   endforeach()
-  expect("FP32 row" "${out}" "\\| lowbit FP32[^|]*${cols7}\\| 1\\.00x")
+  expect("FP32 row" "${out}" "\\| lowbit FP32[^|]*${cols8}\\| 1\\.00x")
   expect("INT8 row" "${out}"
-         "\\| lowbit INT8[^|]*${cols7}\\| ${num}x +\\| (none|token [1-5] of 5) +\\| ${num}% +\\| ${num}")
+         "\\| lowbit INT8[^|]*${cols8}\\| ${num}x +\\| (none|token [1-5] of 5) +\\| ${num}% +\\| ${num}")
   expect("INT4 row" "${out}"
-         "\\| lowbit INT4[^|]*${cols7}\\| ${num}x +\\| (none|token [1-5] of 5) +\\| ${num}% +\\| ${num}")
+         "\\| lowbit INT4[^|]*${cols8}\\| ${num}x +\\| (none|token [1-5] of 5) +\\| ${num}% +\\| ${num}")
   expect("reference rows" "${out}" "\\| ref: ggml gpt-2 q8_0, 1 thread +\\| - +\\| 151 ")
   expect("reference rows" "${out}" "\\| ref: article, GPU, bitsandbytes INT4 +\\| 149 ")
   expect("targets" "${out}" "targets apply to the full 124M model")

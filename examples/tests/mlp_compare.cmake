@@ -85,7 +85,7 @@ add_test(NAME example.mlp_compare.table
 # PASS_REGULAR_EXPRESSION ignores the exit status, so the result line is part of it.
 set_tests_properties(example.mlp_compare.table PROPERTIES
   PASS_REGULAR_EXPRESSION
-  "\\| FP32 \\(Eigen\\) +\\|.*\\| dynamic INT8 +\\|.*\\| dynamic INT8 \\(PyTorch-compatible\\) +\\|.*\\| static INT8 \\(min-max\\) +\\|.*\\| static INT8 \\(histogram\\) +\\|.*\\| W4A8 g128 +\\|.*\\| weight-only INT4 g128 +\\|.*weights round trip: identical.*result: all checks passed"
+  "\\| FP32 +\\|.*\\| dynamic INT8 +\\|.*\\| dynamic INT8 \\(PyTorch-compatible\\) +\\|.*\\| static INT8 \\(min-max\\) +\\|.*\\| static INT8 \\(histogram\\) +\\|.*\\| W4A8 g128 +\\|.*\\| weight-only INT4 g128 +\\|.*weights round trip: identical.*result: all checks passed"
   TIMEOUT 120)
 
 add_test(NAME example.mlp_compare.weights_roundtrip

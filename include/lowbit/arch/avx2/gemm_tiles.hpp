@@ -1,11 +1,12 @@
 // SPDX-License-Identifier: Apache-2.0
-// arch/avx2/gemm_tiles.hpp: the AVX2 GEMM tiles, vpmaddubsw at the multiply-port limit
-// without its saturation.
+// arch/avx2/gemm_tiles.hpp: the AVX2 GEMM tiles: vpmaddubsw and vpmaddwd, exact on
+// full-range data.
 //
 // vpmaddubsw multiplies u8 by s8 and adds each pair of products into a SATURATING int16:
 // with full-range data (a' in [0, 255], w in [-128, 127]) a pair reaches 2 * 255 * 128 =
-// 65280 and the sum is wrong (oneDNN's "u7" rule, PyTorch's reduce_range). The two
-// routes below keep every pair inside int16, so every result is exact:
+// 65280 and the sum is wrong (oneDNN's "u7" rule, PyTorch's reduce_range). Each route
+// below keeps every pair inside int16, so every result is exact; the tile picks one per
+// call (7-bit activations, M) and per panel (how many -128 weights):
 //
 // s8, the sign trick (ggml's mul_sum_i8_pairs). The kernels' u8 activations a' are the
 //   signed x = a' - 128 (a' xor 0x80). vpmaddubsw(|x|, sign(w, x)) multiplies the same
@@ -40,7 +41,10 @@
 //
 // Per 32 products the sign trick costs vpsignb, vpmaddubsw, vpmaddwd, vpaddd plus its
 // per-row vpxor/vpabsb, the wide route 4 uops, the s4 route about 2.5, the int16
-// fallback kernel 5.5 (vpmovsx/zx on every use).
+// fallback kernel 5.5 (vpmovsx/zx on every use). oneDNN's AVX2 loop costs 3 and is
+// exact only on 7-bit data; no exact full-range route with fewer than 4 is known to us,
+// so on full-range data this table runs at about 0.75x oneDNN's 7-bit speed
+// (docs/BENCHMARKS.md).
 #ifndef LOWBIT_ARCH_AVX2_GEMM_TILES_HPP_
 #define LOWBIT_ARCH_AVX2_GEMM_TILES_HPP_
 
