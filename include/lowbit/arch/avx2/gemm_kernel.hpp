@@ -33,11 +33,16 @@ LOWBIT_BEGIN_NAMESPACE
 namespace arch {
 namespace avx2 {
 
-/// (a0 a1 a2 a3) repeated 4 times, zero-extended to 16 int16.
-inline __m256i widen_a4(const std::uint8_t* p) noexcept {
+/// p[0..3] as one int32 (unaligned).
+inline std::int32_t load4(const std::uint8_t* p) noexcept {
   std::int32_t v;
   std::memcpy(&v, p, 4);
-  return _mm256_cvtepu8_epi16(_mm_set1_epi32(v));
+  return v;
+}
+
+/// (a0 a1 a2 a3) repeated 4 times, zero-extended to 16 int16.
+inline __m256i widen_a4(const std::uint8_t* p) noexcept {
+  return _mm256_cvtepu8_epi16(_mm_set1_epi32(load4(p)));
 }
 
 /// acc[q] (4 quarters, 2 partial sums per channel) -> 16 int32 in channel order.

@@ -54,7 +54,6 @@
 #include <immintrin.h>
 
 #include <cstdint>
-#include <cstring>
 
 #include "lowbit/arch/avx2/gemm_kernel.hpp"
 #include "lowbit/detail/gemm/raw_tile.hpp"
@@ -66,11 +65,7 @@ namespace arch {
 namespace avx2 {
 
 /// a[0..3] (4 bytes) in every 32-bit lane.
-inline __m256i broadcast4(const std::uint8_t* p) noexcept {
-  std::int32_t v;
-  std::memcpy(&v, p, 4);
-  return _mm256_set1_epi32(v);
-}
+inline __m256i broadcast4(const std::uint8_t* p) noexcept { return _mm256_set1_epi32(load4(p)); }
 
 /// v as computed: an empty asm the compiler cannot see through, so a product is never
 /// fused with the add that follows into an FMA (one rounding where the reference has

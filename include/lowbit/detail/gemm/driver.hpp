@@ -218,25 +218,20 @@ struct activation_scratch {
     thread_local activation_scratch s;
     return s;
   }
-  std::uint8_t* byte_buffer(std::size_t n) {
+  /// n bytes from `kept` (grown to the largest request up to kRetainedBytes) or, above
+  /// that, from `oversized`, which lives until the next request.
+  static std::uint8_t* grow(aligned_buffer& kept, aligned_buffer& oversized, std::size_t n) {
     if (n > kRetainedBytes) {
-      oversized_bytes = aligned_buffer(n, aligned_buffer::uninitialized);
-      return oversized_bytes.data();
+      oversized = aligned_buffer(n, aligned_buffer::uninitialized);
+      return oversized.data();
     }
-    if (oversized_bytes.size() != 0) oversized_bytes = aligned_buffer();
-    if (bytes.size() < n) bytes = aligned_buffer(n, aligned_buffer::uninitialized);
-    return bytes.data();
+    if (oversized.size() != 0) oversized = aligned_buffer();
+    if (kept.size() < n) kept = aligned_buffer(n, aligned_buffer::uninitialized);
+    return kept.data();
   }
+  std::uint8_t* byte_buffer(std::size_t n) { return grow(bytes, oversized_bytes, n); }
   /// The wide route's per-slice conversions (run_prepared), beside the prepared rows.
-  std::uint8_t* wide_buffer(std::size_t n) {
-    if (n > kRetainedBytes) {
-      oversized_wide = aligned_buffer(n, aligned_buffer::uninitialized);
-      return oversized_wide.data();
-    }
-    if (oversized_wide.size() != 0) oversized_wide = aligned_buffer();
-    if (wide.size() < n) wide = aligned_buffer(n, aligned_buffer::uninitialized);
-    return wide.data();
-  }
+  std::uint8_t* wide_buffer(std::size_t n) { return grow(wide, oversized_wide, n); }
   std::int32_t* sum_buffer(std::size_t n) {
     std::vector<std::int32_t>& v = n * 4 > kRetainedBytes ? oversized_sums : sums;
     if (&v == &sums && !oversized_sums.empty()) oversized_sums = std::vector<std::int32_t>();
